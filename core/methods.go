@@ -1,0 +1,253 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+)
+
+// Access says who may call a method before any method-specific permission check.
+type Access int
+
+const (
+	// LoggedIn methods need a session with a valid token (the default).
+	LoggedIn Access = iota
+	// Public methods need no login and work logged in or not (get_leosac_version).
+	Public
+	// AnonymousOnly methods work only before login (create_auth_token): a logged-in client
+	// must log out before switching user.
+	AnonymousOnly
+)
+
+// Handler runs one call. It returns the reply content (any JSON-encodable value; nil is sent
+// as null) or an error, which is mapped to a status code with StatusOf.
+type Handler func(ctx context.Context, call *Call) (any, error)
+
+// Method is one entry of the method registry: a Leosac-style type name such as "user.read",
+// who may call it, and its handler. Every dialect dispatches through the same registry.
+type Method struct {
+	Type    string
+	Access  Access
+	Handler Handler
+}
+
+// Call is what a handler gets: the session, the caller as of this call (nil when not logged
+// in), the raw content of the request and a logger tagged with the request.
+type Call struct {
+	Type    string
+	Session *Session
+	Caller  *Identity
+	Content json.RawMessage
+	Log     zerolog.Logger
+}
+
+// Decode unmarshals the call's content into v. Unknown fields are ignored (Leosac clients send
+// extras) but a field of the wrong JSON type is an INVALID_ARGUMENT error that names the field.
+// An absent or null content decodes as an empty object.
+func (c *Call) Decode(v any) error {
+	raw := bytes.TrimSpace(c.Content)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		raw = []byte("{}")
+	}
+	if raw[0] != '{' {
+		return E(InvalidArgument, "content must be a JSON object", nil)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return DecodeError(err)
+	}
+	return nil
+}
+
+// DecodeError turns a JSON decoding error into an INVALID_ARGUMENT error that says which field
+// had which problem, without echoing the offending value.
+func DecodeError(err error) *Error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "content"
+		}
+		return E(InvalidArgument, fmt.Sprintf("%s: want %s, got JSON %s", field, te.Type, te.Value), err)
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return E(InvalidArgument, "content: "+err.Error(), err)
+}
+
+// Authority resolves a session to its caller on every call. Implemented by the auth module.
+type Authority interface {
+	// Resolve checks that the session's token still exists and has not expired, that its owner
+	// is still valid, slides the token's idle timeout, and returns the caller's current
+	// identity. When the token is no longer valid it ends the session (so it loses every right
+	// at once) and returns a SESSION_ABORTED error.
+	Resolve(ctx context.Context, s *Session) (*Identity, error)
+	// Release forgets a session whose connection closed (it stays logged in nowhere).
+	Release(s *Session)
+}
+
+// Methods is the method registry and dispatcher shared by every dialect.
+type Methods struct {
+	mu        sync.RWMutex
+	methods   map[string]Method
+	authority Authority
+
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMethods returns an empty registry whose metrics are registered on reg (may be nil).
+func NewMethods(reg prometheus.Registerer) *Methods {
+	m := &Methods{
+		methods: make(map[string]Method),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_api_calls_total",
+			Help: "API calls by method type and status code name.",
+		}, []string{"type", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gatehouse_api_call_seconds",
+			Help:    "API call handling time by method type.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
+		}, []string{"type"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.calls, m.duration)
+	}
+	return m
+}
+
+// Register adds methods. It panics on an empty or duplicate type or a nil handler, which are
+// programming errors caught at start.
+func (m *Methods) Register(methods ...Method) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, meth := range methods {
+		if meth.Type == "" || meth.Handler == nil {
+			panic(fmt.Sprintf("core: invalid method %q", meth.Type))
+		}
+		if _, dup := m.methods[meth.Type]; dup {
+			panic(fmt.Sprintf("core: method %q registered twice", meth.Type))
+		}
+		m.methods[meth.Type] = meth
+	}
+}
+
+// SetAuthority installs the Authority that resolves sessions. The auth module calls it in
+// Provision; without one, no session can be logged in.
+func (m *Methods) SetAuthority(a Authority) {
+	m.mu.Lock()
+	m.authority = a
+	m.mu.Unlock()
+}
+
+// Release tells the Authority that a session's connection closed. Transports call it once per
+// session when the connection ends.
+func (m *Methods) Release(s *Session) {
+	m.mu.RLock()
+	a := m.authority
+	m.mu.RUnlock()
+	if a != nil {
+		a.Release(s)
+	}
+}
+
+// Types returns the registered method types, sorted.
+func (m *Methods) Types() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]string, 0, len(m.methods))
+	for t := range m.methods {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Has reports whether a method type is registered.
+func (m *Methods) Has(typ string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.methods[typ]
+	return ok
+}
+
+// ErrUnknownType is the INVALID_CALL answer to a type nobody registered.
+var ErrUnknownType = E(InvalidCall, "Unknown message type.", nil)
+
+// Call dispatches one request. A logged-in session is resolved first (so an expired or revoked
+// token answers SESSION_ABORTED whatever the type, as in Leosac), then the type is looked up
+// (INVALID_CALL), then the method's Access is enforced (PERMISSION_DENIED), then the handler
+// runs. Handlers check their own, finer rights against call.Caller.
+func (m *Methods) Call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
+	start := time.Now()
+	res, err := m.call(ctx, s, typ, content, log)
+	label := typ
+	if !m.Has(typ) {
+		label = "unknown"
+	}
+	status := Success
+	if err != nil {
+		ce, _ := StatusOf(err)
+		status = ce.Code
+	}
+	m.calls.WithLabelValues(label, status.String()).Inc()
+	m.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
+func (m *Methods) call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
+	m.mu.RLock()
+	meth, known := m.methods[typ]
+	authority := m.authority
+	m.mu.RUnlock()
+
+	var caller *Identity
+	if s.LoggedIn() {
+		if authority == nil {
+			return nil, E(SessionAborted, "Session aborted: no authority configured.", nil)
+		}
+		id, err := authority.Resolve(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		caller = id
+	}
+	if !known {
+		return nil, ErrUnknownType
+	}
+	switch meth.Access {
+	case LoggedIn:
+		if caller == nil {
+			return nil, ErrPermissionDenied
+		}
+	case AnonymousOnly:
+		if caller != nil {
+			return nil, E(PermissionDenied, "Permission denied: already logged in; log out first.", nil)
+		}
+	}
+	l := log
+	if caller != nil {
+		l = log.With().Int64("user_id", caller.UserID).Logger()
+	}
+	return meth.Handler(ctx, &Call{Type: typ, Session: s, Caller: caller, Content: content, Log: l})
+}
+
+// IsNamespaced reports whether typ looks like a method type (letters, digits, '.', '_', '-').
+func IsNamespaced(typ string) bool {
+	if typ == "" || len(typ) > 128 {
+		return false
+	}
+	return strings.IndexFunc(typ, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) < 0
+}

@@ -1,0 +1,245 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gatehouse/db"
+)
+
+// ServerOptions configure a Server. Config, Registry and Log are required.
+type ServerOptions struct {
+	Config   Config
+	Registry *Registry
+	Log      zerolog.Logger
+	// Out receives one-time operator messages (the generated admin password); nil = io.Discard.
+	Out io.Writer
+	// Listener, if set, is used instead of listening on Config.Listen (tests pass 127.0.0.1:0).
+	Listener net.Listener
+	// DBOptions tune the database handles.
+	DBOptions db.Options
+}
+
+// Server is one gatehouse process: the database, the one HTTP listener (plain or TLS), and the
+// App of modules behind it. A restart (Leosac's restart call) replaces the App in-process while
+// the listener and database stay open.
+type Server struct {
+	opts    ServerOptions
+	cfg     Config
+	log     zerolog.Logger
+	db      *db.DB
+	ln      net.Listener
+	srv     *http.Server
+	scheme  string
+	current atomic.Pointer[App]
+	restart chan struct{}
+}
+
+// NewServer opens the database (applying migrations), builds the App of configured modules,
+// and binds the listener. Nothing is served until Run.
+func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
+	cfg := opts.Config.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	s := &Server{opts: opts, cfg: cfg, log: opts.Log, restart: make(chan struct{}, 1), scheme: "http"}
+	d, err := db.Open(ctx, cfg.Data, opts.Log.With().Str("module", "db").Logger(), opts.DBOptions)
+	if err != nil {
+		return nil, err
+	}
+	s.db = d
+	app, err := s.newApp()
+	if err != nil {
+		_ = d.Close()
+		return nil, err
+	}
+	s.current.Store(app)
+
+	tlsCfg, err := TLSConfig(cfg, opts.Log)
+	if err != nil {
+		app.cleanup()
+		_ = d.Close()
+		return nil, err
+	}
+	ln := opts.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			app.cleanup()
+			_ = d.Close()
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	if tlsCfg != nil {
+		s.scheme = "https"
+	} else if !isLoopback(ln.Addr()) {
+		opts.Log.Warn().Str("addr", ln.Addr().String()).
+			Msg("listening on a non-loopback address without TLS: passwords and tokens cross the network in clear; use --tls-cert/--tls-key or --tls-self-signed")
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          newStdLogger(opts.Log.With().Str("module", "http").Logger()),
+	}
+	return s, nil
+}
+
+func (s *Server) newApp() (*App, error) {
+	return NewApp(s.cfg, s.opts.Registry, Deps{
+		Log: s.log, DB: s.db, Out: s.opts.Out,
+		Restart: func() {
+			select {
+			case s.restart <- struct{}{}:
+			default:
+			}
+		},
+	})
+}
+
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	app := s.current.Load()
+	if app == nil {
+		http.Error(w, "restarting", http.StatusServiceUnavailable)
+		return
+	}
+	app.mux.ServeHTTP(w, r)
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the server's base URL, e.g. "http://127.0.0.1:8080".
+func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+// App returns the App currently serving (it changes on restart).
+func (s *Server) App() *App { return s.current.Load() }
+
+// DB returns the database.
+func (s *Server) DB() *db.DB { return s.db }
+
+// Run serves until ctx is cancelled or a module fails. On return the listener is closed, every
+// websocket has been closed with 1001 after its queued replies were written, every module has
+// been cleaned up and the database is closed.
+func (s *Server) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() {
+		var err error
+		if s.srv.TLSConfig != nil {
+			err = s.srv.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.srv.Serve(s.ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		serveErr <- err
+	}()
+	s.log.Info().Str("url", s.URL()).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
+
+	var runErr error
+	for {
+		app := s.current.Load()
+		appCtx, cancelApp := context.WithCancel(context.Background())
+		appDone := make(chan error, 1)
+		go func() { appDone <- app.Run(appCtx) }()
+
+		restart := false
+		select {
+		case <-ctx.Done():
+		case <-s.restart:
+			restart = true
+		case err := <-appDone:
+			runErr = err
+			appDone <- err
+		case err := <-serveErr:
+			runErr = fmt.Errorf("http server: %w", err)
+			serveErr <- err
+		}
+		if !restart {
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout.D())
+			if err := s.srv.Shutdown(shutdownCtx); err != nil {
+				s.log.Warn().Err(err).Msg("http shutdown incomplete")
+			}
+			cancel()
+		}
+		cancelApp()
+		if err := <-appDone; err != nil && runErr == nil {
+			runErr = err
+		}
+		if !restart {
+			break
+		}
+		s.log.Info().Msg("restarting modules")
+		s.current.Store(nil)
+		next, err := s.newApp()
+		if err != nil {
+			runErr = fmt.Errorf("restart: %w", err)
+			_ = s.srv.Close()
+			break
+		}
+		s.current.Store(next)
+	}
+	if err := <-serveErr; err != nil && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	if err := s.db.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	s.log.Info().Msg("gatehouse stopped")
+	return runErr
+}
+
+func isLoopback(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return false
+}
+
+// TLSConfig returns the TLS configuration the listener serves with, or nil for plain HTTP.
+func TLSConfig(cfg Config, log zerolog.Logger) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	switch {
+	case cfg.TLSCert != "":
+		cert, err = tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+	case cfg.TLSSelfSigned:
+		cert, err = SelfSignedCertificate(cfg.Data, cfg.Listen, log)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// TLSConfigCheck checks the TLS settings without creating anything: a configured certificate
+// and key must load. It reports whether TLS would be served.
+func TLSConfigCheck(cfg Config) (bool, error) {
+	if cfg.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return false, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		return true, nil
+	}
+	return cfg.TLSSelfSigned, nil
+}

@@ -1,0 +1,38 @@
+// Package all lists every standard module and the order they load in by default.
+package all
+
+import (
+	"gatehouse/core"
+	"gatehouse/modules/auth"
+	"gatehouse/modules/token"
+	"gatehouse/modules/wsapi"
+)
+
+// Infos returns every standard module in default load order: a module comes after those it
+// uses in Provision.
+func Infos() []core.ModuleInfo {
+	return []core.ModuleInfo{
+		token.Info(),
+		auth.Info(),
+		wsapi.Info(),
+	}
+}
+
+// Registry returns a registry of every standard module.
+func Registry() *core.Registry {
+	r := core.NewRegistry()
+	for _, info := range Infos() {
+		r.Register(info)
+	}
+	return r
+}
+
+// DefaultModules returns the module list used when the configuration names none.
+func DefaultModules() []core.ModuleConfig {
+	infos := Infos()
+	out := make([]core.ModuleConfig, len(infos))
+	for i, info := range infos {
+		out[i] = core.ModuleConfig{Module: info.ID}
+	}
+	return out
+}

@@ -1,0 +1,455 @@
+// Package token is the one token store of gatehouse. Every dialect issues, checks and revokes
+// tokens here, so a token obtained through any front door works in all of them and revoking it
+// anywhere ends it everywhere, including live connections.
+//
+// A token is a UUIDv4 string from crypto/rand handed to the client once; only its SHA-256 is
+// stored. Each token has an owner, an absolute expiry and an optional idle timeout that slides
+// on every successful use. Valid tokens are cached in memory, so checking a token costs no
+// database read; slides are written back in batches (a crash loses at most one flush interval
+// of sliding, which only ever shortens a token's life).
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"gorm.io/gorm"
+
+	"gatehouse/core"
+	"gatehouse/db"
+)
+
+// Token is one issued token as stored (without the token itself).
+type Token struct {
+	ID          string    `gorm:"primaryKey" json:"id"`
+	Hash        string    `json:"-"`
+	UserID      int64     `json:"user_id"`
+	Dialect     string    `json:"dialect"`
+	IssuedAt    time.Time `json:"issued_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	IdleSeconds int64     `json:"idle_seconds"`
+	LastUsedAt  time.Time `json:"last_used_at"`
+	RemoteAddr  string    `json:"remote_addr"`
+	UserAgent   string    `json:"user_agent"`
+}
+
+// TableName implements GORM's tabler.
+func (Token) TableName() string { return "tokens" }
+
+// Idle returns the idle timeout (0 = none).
+func (t *Token) Idle() time.Duration { return time.Duration(t.IdleSeconds) * time.Second }
+
+// Deadline returns when the token expires if it is not used again.
+func (t *Token) Deadline() time.Time {
+	if t.IdleSeconds > 0 {
+		if idle := t.LastUsedAt.Add(t.Idle()); idle.Before(t.ExpiresAt) {
+			return idle
+		}
+	}
+	return t.ExpiresAt
+}
+
+// Hash returns the hex SHA-256 of a raw token, the only form in which tokens are stored.
+func Hash(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
+}
+
+// Plausible reports whether raw has the shape of a gatehouse token (a canonical UUID). Anything
+// else — including the empty string — can never match and is rejected without a lookup.
+func Plausible(raw string) bool {
+	if len(raw) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(raw)
+	return err == nil
+}
+
+// Errors returned by the store.
+var (
+	ErrInvalid = errors.New("token invalid or expired")
+)
+
+// IssueRequest describes a token to issue.
+type IssueRequest struct {
+	UserID    int64
+	Dialect   string
+	Lifetime  time.Duration // absolute; must be > 0
+	Idle      time.Duration // sliding; 0 = none
+	Remote    string
+	UserAgent string
+}
+
+// entry is a cached valid token and the live sessions logged in with it.
+type entry struct {
+	mu       sync.Mutex
+	tok      Token
+	dirty    bool
+	sessions map[*core.Session]struct{}
+}
+
+// Store is the token store. It is safe for concurrent use.
+type Store struct {
+	db  *db.DB
+	bus *core.Bus
+	log zerolog.Logger
+	now func() time.Time
+
+	mu     sync.RWMutex
+	byHash map[string]*entry
+}
+
+// NewStore returns a store on the database. bus may be nil (offline tools).
+func NewStore(d *db.DB, bus *core.Bus, log zerolog.Logger) *Store {
+	return &Store{db: d, bus: bus, log: log, now: func() time.Time { return time.Now().UTC() }, byHash: make(map[string]*entry)}
+}
+
+// Issue creates a token and returns the raw token (to hand to the client once) and its record.
+func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, error) {
+	if req.Lifetime <= 0 {
+		return "", nil, errors.New("issue token: lifetime must be positive")
+	}
+	raw, err := uuid.NewRandom() // crypto/rand
+	if err != nil {
+		return "", nil, fmt.Errorf("issue token: %w", err)
+	}
+	id, err := uuid.NewRandom()
+	if err != nil {
+		return "", nil, fmt.Errorf("issue token: %w", err)
+	}
+	now := s.now()
+	t := Token{
+		ID:          id.String(),
+		Hash:        Hash(raw.String()),
+		UserID:      req.UserID,
+		Dialect:     req.Dialect,
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(req.Lifetime),
+		IdleSeconds: int64(req.Idle / time.Second),
+		LastUsedAt:  now,
+		RemoteAddr:  truncate(req.Remote, 128),
+		UserAgent:   truncate(req.UserAgent, 256),
+	}
+	if err := s.db.Write.WithContext(ctx).Create(&t).Error; err != nil {
+		return "", nil, fmt.Errorf("issue token: %w", err)
+	}
+	s.mu.Lock()
+	s.byHash[t.Hash] = &entry{tok: t}
+	s.mu.Unlock()
+	out := t
+	return raw.String(), &out, nil
+}
+
+// Use checks the token with the given hash and, when valid, slides its idle timeout and returns
+// a copy. An expired token is removed. A token that is not valid returns ErrInvalid.
+func (s *Store) Use(ctx context.Context, hash string) (*Token, error) {
+	e, err := s.load(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	e.mu.Lock()
+	if now.After(e.tok.Deadline()) {
+		e.mu.Unlock()
+		s.drop(hash)
+		if err := s.db.Write.WithContext(ctx).Where("hash = ?", hash).Delete(&Token{}).Error; err != nil {
+			s.log.Warn().Err(err).Msg("delete expired token")
+		}
+		return nil, ErrInvalid
+	}
+	e.tok.LastUsedAt = now
+	e.dirty = true
+	out := e.tok
+	e.mu.Unlock()
+	return &out, nil
+}
+
+// Peek returns the token with the given hash without sliding it, or ErrInvalid.
+func (s *Store) Peek(ctx context.Context, hash string) (*Token, error) {
+	e, err := s.load(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.now().After(e.tok.Deadline()) {
+		return nil, ErrInvalid
+	}
+	out := e.tok
+	return &out, nil
+}
+
+// load returns the cache entry for hash, reading the database on a miss.
+func (s *Store) load(ctx context.Context, hash string) (*entry, error) {
+	if len(hash) != sha256.Size*2 {
+		return nil, ErrInvalid
+	}
+	s.mu.RLock()
+	e, ok := s.byHash[hash]
+	s.mu.RUnlock()
+	if ok {
+		return e, nil
+	}
+	var t Token
+	err := s.db.Read.WithContext(ctx).Where("hash = ?", hash).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, ErrInvalid
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load token: %w", err)
+	}
+	// Belt and braces: the index lookup is exact; compare the digests in constant time anyway.
+	if subtle.ConstantTimeCompare([]byte(t.Hash), []byte(hash)) != 1 {
+		return nil, ErrInvalid
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.byHash[hash]; ok { // loaded concurrently
+		return e, nil
+	}
+	e = &entry{tok: t}
+	s.byHash[hash] = e
+	return e, nil
+}
+
+// Attach records that a live session is logged in with the token, so that revoking the token
+// ends the session at once (Session.End). Sessions are detached by Detach or on revocation.
+func (s *Store) Attach(hash string, sess *core.Session) {
+	s.mu.RLock()
+	e, ok := s.byHash[hash]
+	s.mu.RUnlock()
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	if e.sessions == nil {
+		e.sessions = make(map[*core.Session]struct{})
+	}
+	e.sessions[sess] = struct{}{}
+	e.mu.Unlock()
+}
+
+// Detach forgets a live session (its connection closed or it logged out).
+func (s *Store) Detach(hash string, sess *core.Session) {
+	s.mu.RLock()
+	e, ok := s.byHash[hash]
+	s.mu.RUnlock()
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	delete(e.sessions, sess)
+	e.mu.Unlock()
+}
+
+// drop removes a hash from the cache and returns its live sessions.
+func (s *Store) drop(hash string) []*core.Session {
+	s.mu.Lock()
+	e, ok := s.byHash[hash]
+	delete(s.byHash, hash)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*core.Session, 0, len(e.sessions))
+	for sess := range e.sessions {
+		out = append(out, sess)
+	}
+	return out
+}
+
+// RevokedEvent is the payload of the bus topic "auth.token.revoked".
+type RevokedEvent struct {
+	TokenID string `json:"token_id"`
+	UserID  int64  `json:"user_id"`
+	Reason  string `json:"reason"`
+}
+
+// Revoke deletes the token with the given hash and ends every live session using it with the
+// reason. Revoking an unknown token is not an error.
+func (s *Store) Revoke(ctx context.Context, hash, reason string) error {
+	var toks []Token
+	if err := s.db.Write.WithContext(ctx).Where("hash = ?", hash).Find(&toks).Error; err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	return s.revoke(ctx, toks, reason)
+}
+
+// RevokeID revokes a token by its public id; with owner > 0 only if that user owns it. It
+// returns ErrInvalid when there is no such token (for that owner).
+func (s *Store) RevokeID(ctx context.Context, id string, owner int64, reason string) error {
+	q := s.db.Write.WithContext(ctx).Where("id = ?", id)
+	if owner > 0 {
+		q = q.Where("user_id = ?", owner)
+	}
+	var toks []Token
+	if err := q.Find(&toks).Error; err != nil {
+		return fmt.Errorf("revoke token: %w", err)
+	}
+	if len(toks) == 0 {
+		return ErrInvalid
+	}
+	return s.revoke(ctx, toks, reason)
+}
+
+// RevokeUser revokes every token of the user except the one whose hash is keep ("" = none),
+// and ends their live sessions with the reason. It returns how many tokens were revoked.
+func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason string) (int, error) {
+	var toks []Token
+	if err := s.db.Write.WithContext(ctx).Where("user_id = ? AND hash <> ?", userID, keep).Find(&toks).Error; err != nil {
+		return 0, fmt.Errorf("revoke user tokens: %w", err)
+	}
+	// Tokens only in the cache (issued but not yet visible to this read) cannot exist: Issue
+	// writes before caching. Cached entries of this user not in the database are stale; drop
+	// them too.
+	s.mu.RLock()
+	for h, e := range s.byHash {
+		if e.tok.UserID == userID && h != keep && !containsHash(toks, h) {
+			toks = append(toks, e.tok)
+		}
+	}
+	s.mu.RUnlock()
+	return len(toks), s.revoke(ctx, toks, reason)
+}
+
+func containsHash(toks []Token, h string) bool {
+	for _, t := range toks {
+		if t.Hash == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Store) revoke(ctx context.Context, toks []Token, reason string) error {
+	if len(toks) == 0 {
+		return nil
+	}
+	ids := make([]string, len(toks))
+	for i, t := range toks {
+		ids[i] = t.ID
+	}
+	if err := s.db.Write.WithContext(ctx).Where("id IN ?", ids).Delete(&Token{}).Error; err != nil {
+		return fmt.Errorf("revoke tokens: %w", err)
+	}
+	for _, t := range toks {
+		for _, sess := range s.drop(t.Hash) {
+			sess.End(t.Hash, reason)
+		}
+		if s.bus != nil {
+			s.bus.Publish(core.Event{Topic: "auth.token.revoked", Source: "token",
+				Data: RevokedEvent{TokenID: t.ID, UserID: t.UserID, Reason: reason}})
+		}
+	}
+	return nil
+}
+
+// List returns the unexpired tokens of a user (all users when userID is 0), newest first, with
+// their last use as known in memory.
+func (s *Store) List(ctx context.Context, userID int64) ([]Token, error) {
+	q := s.db.Read.WithContext(ctx).Where("expires_at > ?", s.now()).Order("issued_at DESC").Limit(1000)
+	if userID > 0 {
+		q = q.Where("user_id = ?", userID)
+	}
+	toks := []Token{}
+	if err := q.Find(&toks).Error; err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	now := s.now()
+	out := toks[:0]
+	for _, t := range toks {
+		s.mu.RLock()
+		e, ok := s.byHash[t.Hash]
+		s.mu.RUnlock()
+		if ok {
+			e.mu.Lock()
+			t.LastUsedAt = e.tok.LastUsedAt
+			e.mu.Unlock()
+		}
+		if !now.After(t.Deadline()) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// Flush writes the slid last-use times of cached tokens to the database in one transaction.
+func (s *Store) Flush(ctx context.Context) error {
+	type slide struct {
+		id   string
+		last time.Time
+	}
+	var pending []slide
+	s.mu.RLock()
+	for _, e := range s.byHash {
+		e.mu.Lock()
+		if e.dirty {
+			pending = append(pending, slide{e.tok.ID, e.tok.LastUsedAt})
+			e.dirty = false
+		}
+		e.mu.Unlock()
+	}
+	s.mu.RUnlock()
+	if len(pending) == 0 {
+		return nil
+	}
+	err := s.db.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, p := range pending {
+			if err := tx.Model(&Token{}).Where("id = ?", p.id).Update("last_used_at", p.last).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("flush token slides: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes expired tokens from the database and the cache. It flushes pending slides
+// first, so that a token kept alive in memory is never purged from the database. It returns how
+// many rows were deleted.
+func (s *Store) Purge(ctx context.Context) (int64, error) {
+	if err := s.Flush(ctx); err != nil {
+		return 0, err
+	}
+	now := s.now()
+	var expired []string
+	s.mu.RLock()
+	for h, e := range s.byHash {
+		e.mu.Lock()
+		if now.After(e.tok.Deadline()) {
+			expired = append(expired, h)
+		}
+		e.mu.Unlock()
+	}
+	s.mu.RUnlock()
+	for _, h := range expired {
+		s.drop(h)
+	}
+	res := s.db.Write.WithContext(ctx).Exec(
+		`DELETE FROM tokens WHERE julianday(expires_at) <= julianday(?)
+		 OR (idle_seconds > 0 AND julianday(last_used_at) + idle_seconds / 86400.0 <= julianday(?))`, now, now)
+	if res.Error != nil {
+		return 0, fmt.Errorf("purge tokens: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

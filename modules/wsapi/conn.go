@@ -1,0 +1,321 @@
+package wsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"gatehouse/core"
+)
+
+// Close codes used by the server (application codes follow Centrifuge's split: 4000–4499 the
+// client should reconnect, 4500–4999 it should not).
+const (
+	CloseLagged = websocket.StatusCode(4001) // the client could not keep up; resume with since
+)
+
+// item is one unit of work for the dispatcher: a frame, or the notice that the next frame was
+// over the size limit (then frame holds the prefix that was read).
+type item struct {
+	frame    []byte
+	oversize bool
+}
+
+// conn is one websocket connection of the Leosac dialect. Exactly one goroutine reads (the
+// HTTP handler's), one dispatches requests in order, one writes, and one pings. Replies and
+// pushes go through a bounded queue to the writer.
+type conn struct {
+	m    *Module
+	ws   *websocket.Conn
+	sess *core.Session
+	log  zerolog.Logger
+
+	ctx    context.Context // cancelled when the connection is over
+	cancel context.CancelFunc
+
+	in  chan item   // reader → dispatcher
+	out chan []byte // dispatcher and pushers → writer
+
+	closing    chan struct{} // closed when a close was requested
+	closeOnce  sync.Once
+	closeCode  websocket.StatusCode
+	closeWhy   string
+	finalFrame []byte // written after the queue is flushed (or discarded), before the close
+
+	discard    atomic.Bool   // drop queued frames instead of flushing them (lagged clients)
+	dispatched chan struct{} // closed when the dispatcher has stopped
+	limiter    *rate.Limiter
+}
+
+func newConn(m *Module, ws *websocket.Conn, sess *core.Session, log zerolog.Logger) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		m: m, ws: ws, sess: sess, log: log,
+		ctx: ctx, cancel: cancel,
+		in:         make(chan item, 16),
+		out:        make(chan []byte, m.QueueSize),
+		closing:    make(chan struct{}),
+		dispatched: make(chan struct{}),
+	}
+	if m.RateLimit > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(m.RateLimit), max(1, int(m.RateLimit)))
+	}
+	return c
+}
+
+// serve runs the connection until it ends. It returns after every goroutine of the
+// connection has stopped.
+func (c *conn) serve() {
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); c.dispatch() }()
+	go func() { defer wg.Done(); c.write() }()
+	go func() { defer wg.Done(); c.ping() }()
+	c.read()
+	wg.Wait()
+	c.m.methods.Release(c.sess)
+}
+
+// requestClose asks the writer to flush the queue (or discard it), write final if not nil, and
+// close the connection with code. The first request wins.
+func (c *conn) requestClose(code websocket.StatusCode, why string, final []byte, discard bool) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeWhy, c.finalFrame = code, why, final
+		if discard {
+			c.discard.Store(true)
+		}
+		close(c.closing)
+	})
+}
+
+// read is the one reader: it reads frames within the size limit for the session's state and
+// hands them to the dispatcher in order.
+func (c *conn) read() {
+	defer close(c.in)
+	for {
+		limit := c.m.ReadLimitAnonymous
+		if c.sess.LoggedIn() {
+			limit = c.m.ReadLimit
+		}
+		_, r, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			c.logReadEnd(err)
+			c.requestClose(websocket.StatusNormalClosure, "", nil, false)
+			return
+		}
+		frame, err := io.ReadAll(io.LimitReader(r, limit+1))
+		if err != nil {
+			c.logReadEnd(err)
+			c.requestClose(websocket.StatusNormalClosure, "", nil, false)
+			return
+		}
+		it := item{frame: frame}
+		if int64(len(frame)) > limit {
+			// Answer, then close with 1009; the rest of the frame is discarded by the close.
+			it.oversize = true
+		}
+		select {
+		case c.in <- it:
+		case <-c.ctx.Done():
+			return
+		}
+		if it.oversize {
+			return
+		}
+	}
+}
+
+func (c *conn) logReadEnd(err error) {
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return
+	}
+	c.log.Debug().Err(err).Msg("websocket read ended")
+}
+
+// dispatch handles requests one after the other, in the order they arrived, so that a client
+// may pipeline a login and the calls that depend on it.
+func (c *conn) dispatch() {
+	defer close(c.dispatched)
+	for {
+		select {
+		case <-c.closing:
+			return
+		case it, ok := <-c.in:
+			if !ok {
+				return
+			}
+			if it.oversize {
+				id, typ := Peek(it.frame)
+				c.reply(Reply{UUID: id, Type: typ, StatusCode: core.Malformed,
+					StatusString: "Malformed message: over the size limit; closing."})
+				c.requestClose(websocket.StatusMessageTooBig, "message too big", nil, false)
+				return
+			}
+			c.reply(c.handle(it.frame))
+		}
+	}
+}
+
+// handle decodes and runs one request and returns its reply.
+func (c *conn) handle(frame []byte) Reply {
+	req, derr := DecodeRequest(frame)
+	if derr != nil {
+		c.log.Debug().Str("uuid", req.UUID).Str("type", req.Type).Str("error", derr.Msg).Msg("malformed frame")
+		return Reply{UUID: req.UUID, Type: req.Type, StatusCode: derr.Code, StatusString: derr.Msg}
+	}
+	if c.limiter != nil && !c.limiter.Allow() {
+		return Reply{UUID: req.UUID, Type: req.Type, StatusCode: core.RateLimited,
+			StatusString: "Too many requests on this connection; slow down."}
+	}
+	start := time.Now()
+	log := c.log.With().Str("req", req.UUID).Str("type", req.Type).Logger()
+	ctx, cancel := context.WithTimeout(c.ctx, c.m.CallTimeout.D())
+	content, err := c.m.methods.Call(ctx, c.sess, req.Type, req.Content, log)
+	cancel()
+	rep := Reply{UUID: req.UUID, Type: req.Type, Content: content}
+	if err != nil {
+		ce, incident := core.StatusOf(err)
+		rep.StatusCode, rep.StatusString, rep.Content = ce.Code, ce.Msg, ce.Content
+		if incident != "" {
+			log.Error().Err(err).Str("incident", incident).Msg("call failed")
+		} else if ce.Err != nil {
+			log.Warn().Err(ce.Err).Str("status", ce.Code.String()).Msg("call failed")
+		}
+	}
+	if e := log.Debug(); e.Enabled() {
+		e.Str("status", rep.StatusCode.String()).Dur("took", time.Since(start)).Msg("call")
+	}
+	return rep
+}
+
+// reply queues a response, waiting for room: a client that sends requests must read replies.
+func (c *conn) reply(r Reply) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		c.log.Error().Err(err).Str("type", r.Type).Msg("reply not encodable")
+		b, _ = json.Marshal(Reply{UUID: r.UUID, Type: r.Type, StatusCode: core.GeneralFailure,
+			StatusString: "Internal error: reply not encodable."})
+	}
+	select {
+	case c.out <- b:
+	case <-c.ctx.Done():
+	}
+}
+
+// Push queues a server-initiated message without waiting. It reports false when the client's
+// queue is full, in which case the client is sent a lagged notice and closed with 4001.
+func (c *conn) Push(typ string, content any) bool {
+	b, err := json.Marshal(Reply{UUID: uuid.NewString(), Type: typ, Content: content})
+	if err != nil {
+		c.log.Error().Err(err).Str("type", typ).Msg("push not encodable")
+		return false
+	}
+	select {
+	case <-c.closing:
+		return false
+	default:
+	}
+	select {
+	case c.out <- b:
+		return true
+	default:
+		c.lagged()
+		return false
+	}
+}
+
+// lagged closes a client that cannot keep up: its queue is dropped, it gets a lagged notice and
+// the close code 4001, and it may resume with since.
+func (c *conn) lagged() {
+	c.m.slow.Inc()
+	notice, _ := json.Marshal(Reply{UUID: uuid.NewString(), Type: "lagged",
+		Content: map[string]string{"reason": "The client did not keep up; resume with since."}})
+	c.requestClose(CloseLagged, "lagged", notice, true)
+	c.log.Warn().Msg("slow client closed (lagged)")
+}
+
+// write is the one writer. On a close request it waits (bounded) for the dispatcher to finish
+// the request in hand, flushes the queue (unless told to discard it), writes the final frame
+// if any, and closes with the requested code.
+func (c *conn) write() {
+	defer c.cancel()
+	for {
+		select {
+		case b := <-c.out:
+			if !c.writeFrame(b) {
+				return
+			}
+			continue
+		case <-c.closing:
+		}
+		break
+	}
+	select {
+	case <-c.dispatched:
+	case <-time.After(c.m.WriteTimeout.D()):
+	}
+	if !c.discard.Load() {
+	flush:
+		for {
+			select {
+			case b := <-c.out:
+				if !c.writeFrame(b) {
+					return
+				}
+			default:
+				break flush
+			}
+		}
+	}
+	if c.finalFrame != nil && !c.writeFrame(c.finalFrame) {
+		return
+	}
+	_ = c.ws.Close(c.closeCode, c.closeWhy)
+}
+
+func (c *conn) writeFrame(b []byte) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.m.WriteTimeout.D())
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.log.Debug().Err(err).Msg("websocket write failed")
+		return false
+	}
+	return true
+}
+
+// ping checks the peer every PingInterval; a missing pong ends the connection.
+func (c *conn) ping() {
+	t := time.NewTicker(c.m.PingInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(c.ctx, c.m.PingTimeout.D())
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					c.log.Debug().Err(err).Msg("ping failed; closing")
+				}
+				c.cancel()
+				_ = c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
