@@ -93,9 +93,11 @@ func Host(remote string) string {
 	return remote
 }
 
-func userAddrKey(user, addr string) string { return "ua\x00" + strings.ToLower(user) + "\x00" + Host(addr) }
-func addrKey(addr string) string           { return "a\x00" + Host(addr) }
-func userKey(user string) string           { return "u\x00" + strings.ToLower(user) }
+func userAddrKey(user, addr string) string {
+	return "ua\x00" + strings.ToLower(user) + "\x00" + Host(addr)
+}
+func addrKey(addr string) string { return "a\x00" + Host(addr) }
+func userKey(user string) string { return "u\x00" + strings.ToLower(user) }
 
 // Allow reports whether an attempt for user (may be "" for token logins) from addr may proceed.
 // When it may not, it returns how long until it may. When the username is under a distributed

@@ -1,0 +1,169 @@
+// Package coretest runs a real gatehouse server for tests: a real SQLite file in t.TempDir()
+// opened with the production settings, every standard module, a real HTTP listener on
+// 127.0.0.1:0. Nothing is mocked.
+package coretest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gatehouse/core"
+	"gatehouse/modules/all"
+)
+
+// AdminPassword is the admin password of test servers (set through the same path as
+// GATEHOUSE_ADMIN_PASSWORD).
+const AdminPassword = "test-admin-password"
+
+// Option changes the configuration of a test server.
+type Option func(*core.Config)
+
+// WithModuleConfig sets the JSON configuration of one standard module.
+func WithModuleConfig(id, config string) Option {
+	return func(c *core.Config) {
+		for i := range c.Modules {
+			if c.Modules[i].Module == id {
+				c.Modules[i].Config = json.RawMessage(config)
+				return
+			}
+		}
+		panic("coretest: no module " + id)
+	}
+}
+
+// WithConfig lets a test edit the configuration directly.
+func WithConfig(f func(*core.Config)) Option { return Option(f) }
+
+// Server is a running test server.
+type Server struct {
+	*core.Server
+	t      testing.TB
+	Config core.Config
+	// HTTPURL is the base URL (http://127.0.0.1:port); WSURL the Leosac websocket URL.
+	HTTPURL, WSURL string
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+// Start starts a server with a fresh data directory and stops it at the end of the test.
+func Start(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := core.Config{
+		Data:          t.TempDir(),
+		Listen:        "127.0.0.1:0",
+		AdminPassword: AdminPassword,
+		Modules:       all.DefaultModules(),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return StartConfig(t, cfg)
+}
+
+// StartConfig starts a server with exactly this configuration (used to restart on the same
+// data directory).
+func StartConfig(t testing.TB, cfg core.Config) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(logLevel())
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Listener: ln})
+	if err != nil {
+		cancel()
+		_ = ln.Close()
+		t.Fatalf("start server: %v", err)
+	}
+	s := &Server{Server: srv, t: t, Config: cfg, cancel: cancel, done: make(chan error, 1)}
+	s.HTTPURL = srv.URL()
+	s.WSURL = "ws" + strings.TrimPrefix(s.HTTPURL, "http") + "/websocket"
+	go func() { s.done <- srv.Run(ctx) }()
+	s.waitHealthy()
+	t.Cleanup(func() {
+		if !s.stopped {
+			if err := s.Stop(); err != nil {
+				t.Errorf("server stopped with error: %v", err)
+			}
+		}
+	})
+	return s
+}
+
+func logLevel() zerolog.Level {
+	if lvl, err := zerolog.ParseLevel(os.Getenv("GATEHOUSE_TEST_LOG")); err == nil && os.Getenv("GATEHOUSE_TEST_LOG") != "" {
+		return lvl
+	}
+	return zerolog.WarnLevel
+}
+
+func (s *Server) waitHealthy() {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.HTTPURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.t.Fatalf("server at %s not healthy after 10s", s.HTTPURL)
+}
+
+// Stop shuts the server down gracefully (as SIGTERM does) and returns Run's error.
+func (s *Server) Stop() error {
+	if s.stopped {
+		return errors.New("already stopped")
+	}
+	s.stopped = true
+	s.cancel()
+	select {
+	case err := <-s.done:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("server did not stop within 30s")
+	}
+}
+
+// Restart stops the server and starts a new one on the same data directory and configuration
+// (on a new port).
+func (s *Server) Restart() *Server {
+	s.t.Helper()
+	if err := s.Stop(); err != nil {
+		s.t.Fatalf("stop: %v", err)
+	}
+	cfg := s.Config
+	cfg.Listen = "127.0.0.1:0"
+	return StartConfig(s.t, cfg)
+}
+
+// Eventually polls cond every 10ms until it returns nil or the timeout passes, then fails the
+// test with the last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = cond(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
