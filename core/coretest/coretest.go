@@ -50,9 +50,9 @@ type Server struct {
 	Config core.Config
 	// HTTPURL is the base URL (http://127.0.0.1:port); WSURL the Leosac websocket URL.
 	HTTPURL, WSURL string
-	cancel  context.CancelFunc
-	done    chan error
-	stopped bool
+	cancel         context.CancelFunc
+	done           chan error
+	stopped        bool
 }
 
 // Start starts a server with a fresh data directory and stops it at the end of the test.
