@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -24,15 +25,21 @@ import (
 // GATEHOUSE_ADMIN_PASSWORD).
 const AdminPassword = "test-admin-password"
 
-// Option changes the configuration of a test server.
-type Option func(*core.Config)
+// Option changes how a test server is started.
+type Option func(*settings)
+
+type settings struct {
+	cfg      core.Config
+	logW     io.Writer // nil: the test log
+	logLevel zerolog.Level
+}
 
 // WithModuleConfig sets the JSON configuration of one standard module.
 func WithModuleConfig(id, config string) Option {
-	return func(c *core.Config) {
-		for i := range c.Modules {
-			if c.Modules[i].Module == id {
-				c.Modules[i].Config = json.RawMessage(config)
+	return func(s *settings) {
+		for i := range s.cfg.Modules {
+			if s.cfg.Modules[i].Module == id {
+				s.cfg.Modules[i].Config = json.RawMessage(config)
 				return
 			}
 		}
@@ -41,7 +48,12 @@ func WithModuleConfig(id, config string) Option {
 }
 
 // WithConfig lets a test edit the configuration directly.
-func WithConfig(f func(*core.Config)) Option { return Option(f) }
+func WithConfig(f func(*core.Config)) Option { return func(s *settings) { f(&s.cfg) } }
+
+// WithLog sends the server's log to w at the given level (tests that inspect log lines).
+func WithLog(w io.Writer, level zerolog.Level) Option {
+	return func(s *settings) { s.logW, s.logLevel = w, level }
+}
 
 // Server is a running test server.
 type Server struct {
@@ -53,32 +65,42 @@ type Server struct {
 	cancel         context.CancelFunc
 	done           chan error
 	stopped        bool
+	settings       settings
 }
 
 // Start starts a server with a fresh data directory and stops it at the end of the test.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	cfg := core.Config{
+	st := settings{cfg: core.Config{
 		Data:          t.TempDir(),
 		Listen:        "127.0.0.1:0",
 		AdminPassword: AdminPassword,
 		Modules:       all.DefaultModules(),
-	}
+	}, logLevel: logLevel()}
 	for _, o := range opts {
-		o(&cfg)
+		o(&st)
 	}
-	return StartConfig(t, cfg)
+	return start(t, st)
 }
 
-// StartConfig starts a server with exactly this configuration (used to restart on the same
-// data directory).
+// StartConfig starts a server with exactly this configuration.
 func StartConfig(t testing.TB, cfg core.Config) *Server {
 	t.Helper()
+	return start(t, settings{cfg: cfg, logLevel: logLevel()})
+}
+
+func start(t testing.TB, st settings) *Server {
+	t.Helper()
+	cfg := st.cfg
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(logLevel())
+	var w io.Writer = zerolog.NewTestWriter(t)
+	if st.logW != nil {
+		w = st.logW
+	}
+	log := zerolog.New(w).Level(st.logLevel)
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Listener: ln})
 	if err != nil {
@@ -86,7 +108,7 @@ func StartConfig(t testing.TB, cfg core.Config) *Server {
 		_ = ln.Close()
 		t.Fatalf("start server: %v", err)
 	}
-	s := &Server{Server: srv, t: t, Config: cfg, cancel: cancel, done: make(chan error, 1)}
+	s := &Server{Server: srv, t: t, Config: cfg, cancel: cancel, done: make(chan error, 1), settings: st}
 	s.HTTPURL = srv.URL()
 	s.WSURL = "ws" + strings.TrimPrefix(s.HTTPURL, "http") + "/websocket"
 	go func() { s.done <- srv.Run(ctx) }()
@@ -110,9 +132,11 @@ func logLevel() zerolog.Level {
 
 func (s *Server) waitHealthy() {
 	s.t.Helper()
+	// No keep-alive: an idle pooled connection would outlive the server and look like a leak.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.HTTPURL + "/healthz")
+		resp, err := client.Get(s.HTTPURL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -146,9 +170,9 @@ func (s *Server) Restart() *Server {
 	if err := s.Stop(); err != nil {
 		s.t.Fatalf("stop: %v", err)
 	}
-	cfg := s.Config
-	cfg.Listen = "127.0.0.1:0"
-	return StartConfig(s.t, cfg)
+	st := s.settings
+	st.cfg.Listen = "127.0.0.1:0"
+	return start(s.t, st)
 }
 
 // Eventually polls cond every 10ms until it returns nil or the timeout passes, then fails the

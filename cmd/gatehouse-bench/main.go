@@ -1,0 +1,164 @@
+// Command gatehouse-bench is gatehouse's load tool. It measures request/response throughput
+// and latency of the Leosac websocket API against a baseline measured in the same run (a bare
+// coder/websocket server that decodes the envelope and answers status 0), plus the idle
+// resident memory and the start-to-healthy time of a gatehouse process.
+//
+//	gatehouse-bench [-duration 5s] [-rounds 1] [-scenarios a,b] [-json] [-quick]
+//
+// Both servers run as child processes (the tool re-executes itself with the hidden
+// subcommands serve-baseline and serve-gatehouse), so the load generator does not share a Go
+// runtime with them. Figures are reported as ratios against the baseline because the absolute
+// numbers depend on the machine. A missed target is reported, not an error: the exit code is 0
+// unless the measurement itself failed (1) or the flags were wrong (2).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if code, ok := runChild(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); ok {
+		os.Exit(code)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: it returns the exit code (0 ok, 1 failure, 2 usage).
+// The human-readable report goes to stdout, or to stderr with -json, in which case stdout
+// carries exactly one JSON object.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse-bench: %v\n", err)
+		return 2
+	}
+	human := stdout
+	if opts.json {
+		human = stderr
+	}
+	rep, err := bench(ctx, opts, human)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse-bench: %v\n", err)
+		return 1
+	}
+	if opts.json {
+		if err := writeJSON(stdout, rep); err != nil {
+			fmt.Fprintf(stderr, "gatehouse-bench: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// options are the parsed flags.
+type options struct {
+	duration     time.Duration // measured time per run
+	warmup       time.Duration // unmeasured time before it
+	rounds       int           // interleaved repetitions
+	scenarios    []string      // filter (scenario names and "startup"); empty = all
+	json         bool
+	quick        bool
+	idle         time.Duration // idle time before reading VmRSS
+	latencyRate  float64       // per-connection request rate of the latency shape; 0 = unpaced
+	cpuprofile   string        // CPU profile of this process (the load generator)
+	ghProfile    string        // CPU profile of the gatehouse child under load
+	baseProfile  string        // CPU profile of the baseline child under load
+	throughput   loadShape     // the throughput load shape
+	latencyShape loadShape     // the latency load shape
+}
+
+func parseFlags(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("gatehouse-bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (after a warm-up)")
+	fs.IntVar(&o.rounds, "rounds", 1, "how many times the interleaved runs are repeated; the best figure of each is reported")
+	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", ")+", startup")
+	fs.BoolVar(&o.json, "json", false, "print the results as one JSON object on stdout (the table goes to stderr)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke test: 500ms runs, 1 round, 4×2 connections for the throughput shape")
+	fs.Float64Var(&o.latencyRate, "latency-rate", defaultLatencyRate,
+		"requests/s cap of the 1×1 latency shape, kept under gatehouse's per-connection rate limit (0 = unpaced)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
+	fs.StringVar(&o.ghProfile, "gatehouse-cpuprofile", "", "write a CPU profile of the gatehouse server under load to this file")
+	fs.StringVar(&o.baseProfile, "baseline-cpuprofile", "", "write a CPU profile of the baseline server under load to this file")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "usage: gatehouse-bench [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.warmup = time.Second
+	o.idle = time.Second
+	o.throughput, o.latencyShape = defaultShapes(o.latencyRate)
+	if o.quick {
+		if !set["duration"] {
+			o.duration = 500 * time.Millisecond
+		}
+		if !set["rounds"] {
+			o.rounds = 1
+		}
+		o.warmup = 200 * time.Millisecond
+		o.idle = 500 * time.Millisecond
+		o.throughput.Conns, o.throughput.Inflight = 4, 2
+	}
+	if o.duration <= 0 {
+		return o, errors.New("-duration must be positive")
+	}
+	if o.rounds < 1 {
+		return o, errors.New("-rounds must be at least 1")
+	}
+	if o.latencyRate < 0 {
+		return o, errors.New("-latency-rate must not be negative")
+	}
+	if *list != "" {
+		known := map[string]bool{"startup": true}
+		for _, n := range scenarioNames() {
+			known[n] = true
+		}
+		for _, n := range strings.Split(*list, ",") {
+			n = strings.TrimSpace(n)
+			if n == "" {
+				continue
+			}
+			if !known[n] {
+				return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s, startup)", n, strings.Join(scenarioNames(), ", "))
+			}
+			o.scenarios = append(o.scenarios, n)
+		}
+	}
+	return o, nil
+}
+
+// selected reports whether the scenario (or "startup") was asked for.
+func (o options) selected(name string) bool {
+	if len(o.scenarios) == 0 {
+		return true
+	}
+	for _, n := range o.scenarios {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
