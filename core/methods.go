@@ -76,13 +76,38 @@ func DecodeError(err error) *Error {
 		if field == "" {
 			field = "content"
 		}
-		return E(InvalidArgument, fmt.Sprintf("%s: want %s, got JSON %s", field, te.Type, te.Value), err)
+		// te.Value is "number 12.5" for numbers: keep only the JSON kind, never the value.
+		kind, _, _ := strings.Cut(te.Value, " ")
+		return E(InvalidArgument, fmt.Sprintf("%s: want %s, got JSON %s", field, jsonKind(te.Type.Kind().String()), kind), nil)
 	}
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce
 	}
-	return E(InvalidArgument, "content: "+err.Error(), err)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return E(InvalidArgument, "content: invalid JSON", nil)
+	}
+	return E(InvalidArgument, "content: cannot be decoded", nil)
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	case "map", "struct":
+		return "object"
+	case "string":
+		return "string"
+	}
+	return goKind
 }
 
 // Authority resolves a session to its caller on every call. Implemented by the auth module.

@@ -51,6 +51,8 @@ type conn struct {
 	closeWhy   string
 	finalFrame []byte // written after the queue is flushed (or discarded), before the close
 
+	pending    atomic.Int32  // frames handed to the dispatcher and not yet answered
+	settled    chan struct{} // signalled when pending drops to zero
 	discard    atomic.Bool   // drop queued frames instead of flushing them (lagged clients)
 	dispatched chan struct{} // closed when the dispatcher has stopped
 	limiter    *rate.Limiter
@@ -65,6 +67,7 @@ func newConn(m *Module, ws *websocket.Conn, sess *core.Session, log zerolog.Logg
 		out:        make(chan []byte, m.QueueSize),
 		closing:    make(chan struct{}),
 		dispatched: make(chan struct{}),
+		settled:    make(chan struct{}, 1),
 	}
 	if m.RateLimit > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(m.RateLimit), max(1, int(m.RateLimit)))
@@ -98,19 +101,25 @@ func (c *conn) requestClose(code websocket.StatusCode, why string, final []byte,
 }
 
 // read is the one reader: it reads frames within the size limit for the session's state and
-// hands them to the dispatcher in order.
+// hands them to the dispatcher in order. The limit is chosen once a frame has begun to arrive;
+// if the session is not logged in yet but requests are still being dispatched (a pipelined
+// login), the reader first waits for them, so the limit follows the login state that the
+// frame will actually be handled in.
 func (c *conn) read() {
 	defer close(c.in)
 	for {
-		limit := c.m.ReadLimitAnonymous
-		if c.sess.LoggedIn() {
-			limit = c.m.ReadLimit
-		}
 		_, r, err := c.ws.Reader(c.ctx)
 		if err != nil {
 			c.logReadEnd(err)
 			c.requestClose(websocket.StatusNormalClosure, "", nil, false)
 			return
+		}
+		if !c.sess.LoggedIn() && !c.waitDispatched() {
+			return
+		}
+		limit := c.m.ReadLimitAnonymous
+		if c.sess.LoggedIn() {
+			limit = c.m.ReadLimit
 		}
 		frame, err := io.ReadAll(io.LimitReader(r, limit+1))
 		if err != nil {
@@ -123,6 +132,7 @@ func (c *conn) read() {
 			// Answer, then close with 1009; the rest of the frame is discarded by the close.
 			it.oversize = true
 		}
+		c.pending.Add(1)
 		select {
 		case c.in <- it:
 		case <-c.ctx.Done():
@@ -132,6 +142,21 @@ func (c *conn) read() {
 			return
 		}
 	}
+}
+
+// waitDispatched waits until the dispatcher has answered every frame handed to it. It returns
+// false if the connection ended meanwhile.
+func (c *conn) waitDispatched() bool {
+	for c.pending.Load() > 0 {
+		select {
+		case <-c.settled:
+		case <-c.closing:
+			return false
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 func (c *conn) logReadEnd(err error) {
@@ -165,6 +190,12 @@ func (c *conn) dispatch() {
 				return
 			}
 			c.reply(c.handle(it.frame))
+			if c.pending.Add(-1) == 0 {
+				select {
+				case c.settled <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
@@ -189,10 +220,13 @@ func (c *conn) handle(frame []byte) Reply {
 	if err != nil {
 		ce, incident := core.StatusOf(err)
 		rep.StatusCode, rep.StatusString, rep.Content = ce.Code, ce.Msg, ce.Content
-		if incident != "" {
+		switch {
+		case incident != "":
 			log.Error().Err(err).Str("incident", incident).Msg("call failed")
-		} else if ce.Err != nil {
+		case ce.Code == core.DatabaseError || ce.Code == core.Timeout:
 			log.Warn().Err(ce.Err).Str("status", ce.Code.String()).Msg("call failed")
+		default: // the client's mistake: not worth more than a debug line
+			log.Debug().Str("status", ce.Code.String()).Str("error", ce.Msg).Msg("call refused")
 		}
 	}
 	if e := log.Debug(); e.Enabled() {
