@@ -3,13 +3,20 @@
 // coder/websocket server that decodes the envelope and answers status 0), plus the idle
 // resident memory and the start-to-healthy time of a gatehouse process.
 //
-//	gatehouse-bench [-duration 5s] [-rounds 1] [-scenarios a,b] [-json] [-quick]
+//	gatehouse-bench [-duration 5s] [-rounds 1] [-scenarios a,b] [-shapes a,b] [-json] [-quick]
+//	                [-latency-rate 4500] [-cpuprofile F] [-gatehouse-cpuprofile F] [-baseline-cpuprofile F]
 //
 // Both servers run as child processes (the tool re-executes itself with the hidden
 // subcommands serve-baseline and serve-gatehouse), so the load generator does not share a Go
-// runtime with them. Figures are reported as ratios against the baseline because the absolute
-// numbers depend on the machine. A missed target is reported, not an error: the exit code is 0
-// unless the measurement itself failed (1) or the flags were wrong (2).
+// runtime with them. Each scenario runs at two load shapes: throughput (32 connections × 8
+// requests in flight each) and latency (1 × 1, capped under gatehouse's per-connection rate
+// limit); each run has a warm-up, then a measured window. Rounds interleave the servers and
+// the best figure of the rounds is kept. Figures are reported as ratios against the baseline
+// because the absolute numbers depend on the machine; the server CPU time per request (from
+// /proc) is reported too, as it depends less on how busy the machine is.
+//
+// A missed target is reported, not an error: the exit code is 0 unless the measurement itself
+// failed (1) or the flags were wrong (2). Scenarios are registered in scenarios.go.
 package main
 
 import (
@@ -67,19 +74,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // options are the parsed flags.
 type options struct {
-	duration     time.Duration // measured time per run
-	warmup       time.Duration // unmeasured time before it
-	rounds       int           // interleaved repetitions
-	scenarios    []string      // filter (scenario names and "startup"); empty = all
-	json         bool
-	quick        bool
-	idle         time.Duration // idle time before reading VmRSS
-	latencyRate  float64       // per-connection request rate of the latency shape; 0 = unpaced
-	cpuprofile   string        // CPU profile of this process (the load generator)
-	ghProfile    string        // CPU profile of the gatehouse child under load
-	baseProfile  string        // CPU profile of the baseline child under load
-	throughput   loadShape     // the throughput load shape
-	latencyShape loadShape     // the latency load shape
+	duration    time.Duration // measured time per run
+	warmup      time.Duration // unmeasured time before it
+	rounds      int           // interleaved repetitions
+	scenarios   []string      // filter (scenario names and "startup"); empty = all
+	json        bool
+	quick       bool
+	idle        time.Duration // idle time before reading VmRSS
+	latencyRate float64       // per-connection request rate of the latency shape; 0 = unpaced
+	cpuprofile  string        // CPU profile of this process (the load generator)
+	ghProfile   string        // CPU profile of the gatehouse child under load
+	baseProfile string        // CPU profile of the baseline child under load
+	shapes      []loadShape   // the load shapes to run, in order
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -93,6 +99,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 500ms runs, 1 round, 4×2 connections for the throughput shape")
 	fs.Float64Var(&o.latencyRate, "latency-rate", defaultLatencyRate,
 		"requests/s cap of the 1×1 latency shape, kept under gatehouse's per-connection rate limit (0 = unpaced)")
+	shapeList := fs.String("shapes", "throughput,latency", "comma-separated load shapes to run: throughput (32×8), latency (1×1)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.ghProfile, "gatehouse-cpuprofile", "", "write a CPU profile of the gatehouse server under load to this file")
 	fs.StringVar(&o.baseProfile, "baseline-cpuprofile", "", "write a CPU profile of the baseline server under load to this file")
@@ -110,7 +117,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.warmup = time.Second
 	o.idle = time.Second
-	o.throughput, o.latencyShape = defaultShapes(o.latencyRate)
+	tp, lat := defaultShapes(o.latencyRate)
 	if o.quick {
 		if !set["duration"] {
 			o.duration = 500 * time.Millisecond
@@ -120,7 +127,18 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		}
 		o.warmup = 200 * time.Millisecond
 		o.idle = 500 * time.Millisecond
-		o.throughput.Conns, o.throughput.Inflight = 4, 2
+		tp.Conns, tp.Inflight = 4, 2
+	}
+	for _, n := range strings.Split(*shapeList, ",") {
+		switch strings.TrimSpace(n) {
+		case tp.Name:
+			o.shapes = append(o.shapes, tp)
+		case lat.Name:
+			o.shapes = append(o.shapes, lat)
+		case "":
+		default:
+			return o, fmt.Errorf("-shapes: unknown load shape %q (known: %s, %s)", n, tp.Name, lat.Name)
+		}
 	}
 	if o.duration <= 0 {
 		return o, errors.New("-duration must be positive")

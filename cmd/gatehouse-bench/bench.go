@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"gatehouse/core"
+)
+
+// Startup targets (the load targets live with the scenarios).
+const (
+	rssTarget   = 40_000_000 // 40 MB
+	startTarget = 300 * time.Millisecond
+)
+
+// startupResult is one start of a server: exec to first 200 from /healthz, then VmRSS after
+// it stayed idle for a moment.
+type startupResult struct {
+	Server         string        `json:"server"`
+	Round          int           `json:"round"`
+	StartToHealthy time.Duration `json:"start_to_healthy_ns"`
+	IdleRSS        int64         `json:"idle_rss_bytes"`
+}
+
+// bench measures what opts select and writes the human-readable report to out as it goes.
+// Every child process it starts is stopped before it returns, also on error.
+func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err error) {
+	if opts.cpuprofile != "" {
+		f, err := os.Create(opts.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
+	rep := &report{
+		Config: reportConfig{
+			Duration: opts.duration, Warmup: opts.warmup, Rounds: opts.rounds,
+			Quick: opts.quick, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+			GoVersion: runtime.Version(), GatehouseVersion: core.Version,
+			Shapes: opts.shapes,
+		},
+	}
+	fmt.Fprintf(out, "gatehouse-bench: gatehouse %s, %s %s/%s, %d CPUs, GOMAXPROCS %d\n",
+		core.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(out, "runs of %v after a %v warm-up, %d round(s), interleaved; best figure of the rounds is reported\n",
+		opts.duration, opts.warmup, opts.rounds)
+	rep.Config.LoadAvgStart = loadAverage()
+	fmt.Fprintf(out, "load average before: %.2f\n\n", rep.Config.LoadAvgStart)
+
+	tmp, err := os.MkdirTemp("", "gatehouse-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if rerr := os.RemoveAll(tmp); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	if opts.selected("startup") {
+		if err := measureStartups(ctx, opts, tmp, rep, out); err != nil {
+			return nil, err
+		}
+	}
+
+	var load []*scenario
+	for _, sc := range scenarios[1:] {
+		if opts.selected(sc.name) {
+			load = append(load, sc)
+		}
+	}
+	if len(load) > 0 || opts.selected(scenarios[0].name) {
+		load = append([]*scenario{scenarios[0]}, load...)
+		if err := runScenarios(ctx, opts, tmp, load, rep, out); err != nil {
+			return nil, err
+		}
+	}
+	rep.Config.LoadAvgEnd = loadAverage()
+	rep.evaluate()
+	rep.writeSummary(out)
+	return rep, nil
+}
+
+// measureStartups starts gatehouse on an empty data directory, again on that (now existing)
+// directory, and the baseline for reference, once per round, with nothing else running.
+func measureStartups(ctx context.Context, opts options, tmp string, rep *report, out io.Writer) error {
+	fmt.Fprintf(out, "startup: exec → first 200 from GET /healthz (polled every %v); VmRSS after %v idle\n", healthPoll, opts.idle)
+	fmt.Fprintf(out, "%-5s  %-31s %10s %12s\n", "round", "server", "start", "idle RSS")
+	for round := 1; round <= opts.rounds; round++ {
+		data, err := os.MkdirTemp(tmp, "startup-")
+		if err != nil {
+			return err
+		}
+		runs := []struct {
+			name string
+			args []string
+		}{
+			{"gatehouse (empty data dir)", []string{cmdServeGatehouse, "--data", data}},
+			{"gatehouse (existing data dir)", []string{cmdServeGatehouse, "--data", data}},
+			{"baseline", []string{cmdServeBaseline}},
+		}
+		for _, r := range runs {
+			res, err := measureStartup(ctx, r.name, r.args, opts.idle)
+			if err != nil {
+				return err
+			}
+			res.Round = round
+			rep.Startup = append(rep.Startup, res)
+			fmt.Fprintf(out, "%-5d  %-31s %10s %12s\n", round, r.name, fmtDur(res.StartToHealthy), fmtBytes(res.IdleRSS))
+		}
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+func measureStartup(ctx context.Context, name string, args []string, idle time.Duration) (startupResult, error) {
+	res := startupResult{Server: name}
+	c, err := startChild(ctx, name, args, childEnv(), os.Stderr)
+	if err != nil {
+		return res, err
+	}
+	defer c.stop()
+	if res.StartToHealthy, err = c.waitHealthy(ctx); err != nil {
+		return res, err
+	}
+	select {
+	case <-time.After(idle):
+	case <-ctx.Done():
+		return res, ctx.Err()
+	}
+	if res.IdleRSS, err = c.rss(); err != nil {
+		return res, err
+	}
+	return res, c.stop()
+}
+
+func childEnv() []string {
+	return []string{core.EnvPrefix + "ADMIN_PASSWORD=" + benchPassword}
+}
+
+// runScenarios starts one baseline and one gatehouse child and runs every scenario at every
+// load shape, round after round. Within a round, each load shape runs its scenarios back to
+// back, in reverse order every other round, so slow drifts of the machine hit both servers
+// alike.
+func runScenarios(ctx context.Context, opts options, tmp string, load []*scenario, rep *report, out io.Writer) (err error) {
+	servers := map[serverKind]*child{}
+	defer func() {
+		for _, c := range servers {
+			if serr := c.stop(); serr != nil && err == nil {
+				err = serr
+			}
+		}
+	}()
+	need := map[serverKind]bool{}
+	for _, sc := range load {
+		need[sc.server] = true
+	}
+	if need[baselineServer] {
+		args := []string{cmdServeBaseline}
+		if opts.baseProfile != "" {
+			args = append(args, "--cpuprofile", opts.baseProfile)
+		}
+		c, err := startChild(ctx, "baseline", args, nil, os.Stderr)
+		if err != nil {
+			return err
+		}
+		servers[baselineServer] = c
+		if _, err := c.waitHealthy(ctx); err != nil {
+			return err
+		}
+	}
+	if need[gatehouseServer] {
+		data, err := os.MkdirTemp(tmp, "load-")
+		if err != nil {
+			return err
+		}
+		args := []string{cmdServeGatehouse, "--data", data}
+		if opts.ghProfile != "" {
+			args = append(args, "--cpuprofile", opts.ghProfile)
+		}
+		c, err := startChild(ctx, "gatehouse", args, childEnv(), os.Stderr)
+		if err != nil {
+			return err
+		}
+		servers[gatehouseServer] = c
+		if _, err := c.waitHealthy(ctx); err != nil {
+			return err
+		}
+	}
+
+	writeRunHeader(out)
+	for round := 1; round <= opts.rounds; round++ {
+		order := slices.Clone(load)
+		if round%2 == 0 {
+			slices.Reverse(order)
+		}
+		for _, shape := range opts.shapes {
+			for _, sc := range order {
+				srv := servers[sc.server]
+				res, err := runLoad(ctx, srv.wsURL(), srv.cmd.Process.Pid, sc, shape, opts.warmup, opts.duration)
+				if err != nil {
+					if srv.exited() {
+						return errors.Join(err, srv.stop())
+					}
+					return err
+				}
+				res.Round = round
+				rep.Runs = append(rep.Runs, res)
+				writeRun(out, res)
+			}
+		}
+	}
+	fmt.Fprintln(out)
+	return nil
+}
