@@ -41,13 +41,29 @@ type Method struct {
 }
 
 // Call is what a handler gets: the session, the caller as of this call (nil when not logged
-// in), the raw content of the request and a logger tagged with the request.
+// in) and the raw content of the request.
 type Call struct {
 	Type    string
 	Session *Session
 	Caller  *Identity
 	Content json.RawMessage
-	Log     zerolog.Logger
+
+	base   zerolog.Logger
+	logger *zerolog.Logger
+}
+
+// Log returns a logger tagged with the request (type, and user_id when logged in). It is built
+// on first use, so calls that log nothing pay nothing for it.
+func (c *Call) Log() *zerolog.Logger {
+	if c.logger == nil {
+		lc := c.base.With().Str("type", c.Type)
+		if c.Caller != nil {
+			lc = lc.Int64("user_id", c.Caller.UserID)
+		}
+		l := lc.Logger()
+		c.logger = &l
+	}
+	return c.logger
 }
 
 // Decode unmarshals the call's content into v. Unknown fields are ignored (Leosac clients send
@@ -124,7 +140,8 @@ type Authority interface {
 // Methods is the method registry and dispatcher shared by every dialect.
 type Methods struct {
 	mu        sync.RWMutex
-	methods   map[string]Method
+	methods   map[string]*entry
+	unknown   *entry
 	authority Authority
 
 	calls    *prometheus.CounterVec
@@ -134,7 +151,7 @@ type Methods struct {
 // NewMethods returns an empty registry whose metrics are registered on reg (may be nil).
 func NewMethods(reg prometheus.Registerer) *Methods {
 	m := &Methods{
-		methods: make(map[string]Method),
+		methods: make(map[string]*entry),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_api_calls_total",
 			Help: "API calls by method type and status code name.",
@@ -148,7 +165,24 @@ func NewMethods(reg prometheus.Registerer) *Methods {
 	if reg != nil {
 		reg.MustRegister(m.calls, m.duration)
 	}
+	m.unknown = m.newEntry(Method{Type: "unknown"})
 	return m
+}
+
+// entry is a registered method with its metrics resolved once, so that a successful call
+// costs no label lookups.
+type entry struct {
+	Method
+	ok  prometheus.Counter
+	dur prometheus.Observer
+}
+
+func (m *Methods) newEntry(meth Method) *entry {
+	return &entry{
+		Method: meth,
+		ok:     m.calls.WithLabelValues(meth.Type, Success.String()),
+		dur:    m.duration.WithLabelValues(meth.Type),
+	}
 }
 
 // Register adds methods. It panics on an empty or duplicate type or a nil handler, which are
@@ -163,7 +197,7 @@ func (m *Methods) Register(methods ...Method) {
 		if _, dup := m.methods[meth.Type]; dup {
 			panic(fmt.Sprintf("core: method %q registered twice", meth.Type))
 		}
-		m.methods[meth.Type] = meth
+		m.methods[meth.Type] = m.newEntry(meth)
 	}
 }
 
@@ -215,27 +249,25 @@ var ErrUnknownType = E(InvalidCall, "Unknown message type.", nil)
 // runs. Handlers check their own, finer rights against call.Caller.
 func (m *Methods) Call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
 	start := time.Now()
-	res, err := m.call(ctx, s, typ, content, log)
-	label := typ
-	if !m.Has(typ) {
-		label = "unknown"
+	m.mu.RLock()
+	e, known := m.methods[typ]
+	authority := m.authority
+	m.mu.RUnlock()
+	if !known {
+		e = m.unknown
 	}
-	status := Success
-	if err != nil {
+	res, err := m.call(ctx, s, e, known, authority, content, log)
+	if err == nil {
+		e.ok.Inc()
+	} else {
 		ce, _ := StatusOf(err)
-		status = ce.Code
+		m.calls.WithLabelValues(e.Type, ce.Code.String()).Inc()
 	}
-	m.calls.WithLabelValues(label, status.String()).Inc()
-	m.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	e.dur.Observe(time.Since(start).Seconds())
 	return res, err
 }
 
-func (m *Methods) call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
-	m.mu.RLock()
-	meth, known := m.methods[typ]
-	authority := m.authority
-	m.mu.RUnlock()
-
+func (m *Methods) call(ctx context.Context, s *Session, meth *entry, known bool, authority Authority, content json.RawMessage, log zerolog.Logger) (any, error) {
 	var caller *Identity
 	if s.LoggedIn() {
 		if authority == nil {
@@ -260,19 +292,5 @@ func (m *Methods) call(ctx context.Context, s *Session, typ string, content json
 			return nil, E(PermissionDenied, "Permission denied: already logged in; log out first.", nil)
 		}
 	}
-	l := log
-	if caller != nil {
-		l = log.With().Int64("user_id", caller.UserID).Logger()
-	}
-	return meth.Handler(ctx, &Call{Type: typ, Session: s, Caller: caller, Content: content, Log: l})
-}
-
-// IsNamespaced reports whether typ looks like a method type (letters, digits, '.', '_', '-').
-func IsNamespaced(typ string) bool {
-	if typ == "" || len(typ) > 128 {
-		return false
-	}
-	return strings.IndexFunc(typ, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
-	}) < 0
+	return meth.Handler(ctx, &Call{Type: meth.Type, Session: s, Caller: caller, Content: content, base: log})
 }

@@ -48,7 +48,166 @@ func migrations() []*gormigrate.Migration {
 			)`,
 			`CREATE INDEX tokens_user_id ON tokens(user_id)`,
 		)},
+		{ID: "0002_site_directory_events", Migrate: sqlSteps(
+			// Directory: groups, memberships, credentials. *_fold columns hold the lower-cased
+			// name for case-insensitive search in every script.
+			`CREATE TABLE groups (
+				id          INTEGER PRIMARY KEY AUTOINCREMENT,
+				name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+				name_fold   TEXT NOT NULL,
+				description TEXT NOT NULL DEFAULT '',
+				version     INTEGER NOT NULL DEFAULT 1,
+				created_at  DATETIME NOT NULL,
+				updated_at  DATETIME NOT NULL
+			)`,
+			`CREATE INDEX groups_name_fold ON groups(name_fold)`,
+			`CREATE TABLE memberships (
+				id         INTEGER PRIMARY KEY AUTOINCREMENT,
+				user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+				group_id   INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+				rank       INTEGER NOT NULL DEFAULT 0 CHECK (rank BETWEEN 0 AND 2),
+				created_at DATETIME NOT NULL,
+				UNIQUE (user_id, group_id)
+			)`,
+			`CREATE INDEX memberships_group ON memberships(group_id)`,
+			`CREATE TABLE credentials (
+				id               INTEGER PRIMARY KEY AUTOINCREMENT,
+				type             TEXT NOT NULL CHECK (type IN ('rfid-card', 'pin-code', 'rfid-card-pin')),
+				alias            TEXT NOT NULL DEFAULT '',
+				alias_fold       TEXT NOT NULL DEFAULT '',
+				description      TEXT NOT NULL DEFAULT '',
+				owner_id         INTEGER REFERENCES users(id) ON DELETE SET NULL,
+				card_id          TEXT NOT NULL DEFAULT '',
+				nb_bits          INTEGER NOT NULL DEFAULT 0,
+				pin_hash         TEXT NOT NULL DEFAULT '',
+				validity_enabled INTEGER NOT NULL DEFAULT 1,
+				validity_start   DATETIME,
+				validity_end     DATETIME,
+				version          INTEGER NOT NULL DEFAULT 1,
+				created_at       DATETIME NOT NULL,
+				updated_at       DATETIME NOT NULL
+			)`,
+			`CREATE INDEX credentials_owner ON credentials(owner_id)`,
+			`CREATE INDEX credentials_alias_fold ON credentials(alias_fold)`,
+			`CREATE UNIQUE INDEX credentials_card ON credentials(type, card_id, nb_bits) WHERE card_id <> ''`,
+			`CREATE UNIQUE INDEX credentials_pin ON credentials(pin_hash) WHERE type = 'pin-code'`,
+			// Site: access points (readers), doors, zones.
+			`CREATE TABLE access_points (
+				id                INTEGER PRIMARY KEY AUTOINCREMENT,
+				alias             TEXT NOT NULL DEFAULT '',
+				alias_fold        TEXT NOT NULL DEFAULT '',
+				description       TEXT NOT NULL DEFAULT '',
+				controller_module TEXT NOT NULL,
+				config            TEXT NOT NULL DEFAULT '{}',
+				version           INTEGER NOT NULL DEFAULT 1,
+				created_at        DATETIME NOT NULL,
+				updated_at        DATETIME NOT NULL
+			)`,
+			`CREATE INDEX access_points_alias_fold ON access_points(alias_fold)`,
+			`CREATE TABLE doors (
+				id              INTEGER PRIMARY KEY AUTOINCREMENT,
+				alias           TEXT NOT NULL DEFAULT '',
+				alias_fold      TEXT NOT NULL DEFAULT '',
+				description     TEXT NOT NULL DEFAULT '',
+				access_point_id INTEGER UNIQUE REFERENCES access_points(id) ON DELETE SET NULL,
+				version         INTEGER NOT NULL DEFAULT 1,
+				created_at      DATETIME NOT NULL,
+				updated_at      DATETIME NOT NULL
+			)`,
+			`CREATE INDEX doors_alias_fold ON doors(alias_fold)`,
+			`CREATE TABLE zones (
+				id          INTEGER PRIMARY KEY AUTOINCREMENT,
+				alias       TEXT NOT NULL DEFAULT '',
+				alias_fold  TEXT NOT NULL DEFAULT '',
+				description TEXT NOT NULL DEFAULT '',
+				type        INTEGER NOT NULL DEFAULT 1 CHECK (type IN (0, 1)),
+				version     INTEGER NOT NULL DEFAULT 1,
+				created_at  DATETIME NOT NULL,
+				updated_at  DATETIME NOT NULL
+			)`,
+			`CREATE INDEX zones_alias_fold ON zones(alias_fold)`,
+			`CREATE TABLE zone_children (
+				parent_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+				child_id  INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+				PRIMARY KEY (parent_id, child_id)
+			)`,
+			`CREATE INDEX zone_children_child ON zone_children(child_id)`,
+			`CREATE TABLE zone_doors (
+				zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+				door_id INTEGER NOT NULL REFERENCES doors(id) ON DELETE CASCADE,
+				PRIMARY KEY (zone_id, door_id)
+			)`,
+			`CREATE INDEX zone_doors_door ON zone_doors(door_id)`,
+			// Schedules: timeframes as JSON, mappings as link tables that cascade from both ends.
+			`CREATE TABLE schedules (
+				id          INTEGER PRIMARY KEY AUTOINCREMENT,
+				name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+				name_fold   TEXT NOT NULL,
+				description TEXT NOT NULL DEFAULT '',
+				timeframes  TEXT NOT NULL DEFAULT '[]',
+				version     INTEGER NOT NULL DEFAULT 1,
+				created_at  DATETIME NOT NULL,
+				updated_at  DATETIME NOT NULL
+			)`,
+			`CREATE INDEX schedules_name_fold ON schedules(name_fold)`,
+			`CREATE TABLE schedule_mappings (
+				id          INTEGER PRIMARY KEY AUTOINCREMENT,
+				schedule_id INTEGER NOT NULL REFERENCES schedules(id) ON DELETE CASCADE,
+				alias       TEXT NOT NULL DEFAULT '',
+				position    INTEGER NOT NULL DEFAULT 0,
+				version     INTEGER NOT NULL DEFAULT 1
+			)`,
+			`CREATE INDEX schedule_mappings_schedule ON schedule_mappings(schedule_id)`,
+			mappingLink("users", "user_id", "users"),
+			`CREATE INDEX mapping_users_user ON mapping_users(user_id)`,
+			mappingLink("groups", "group_id", "groups"),
+			`CREATE INDEX mapping_groups_group ON mapping_groups(group_id)`,
+			mappingLink("credentials", "credential_id", "credentials"),
+			`CREATE INDEX mapping_credentials_credential ON mapping_credentials(credential_id)`,
+			mappingLink("doors", "door_id", "doors"),
+			`CREATE INDEX mapping_doors_door ON mapping_doors(door_id)`,
+			mappingLink("zones", "zone_id", "zones"),
+			`CREATE INDEX mapping_zones_zone ON mapping_zones(zone_id)`,
+			// The append-only event log: audit trail and history of the live stream. No foreign
+			// keys: the log outlives what it names.
+			`CREATE TABLE events (
+				seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+				time        DATETIME NOT NULL,
+				topic       TEXT NOT NULL,
+				kind        TEXT NOT NULL DEFAULT '',
+				event_mask  INTEGER NOT NULL DEFAULT 0,
+				author_id   INTEGER,
+				author_name TEXT NOT NULL DEFAULT '',
+				target_id   INTEGER,
+				target2_id  INTEGER,
+				user_id     INTEGER,
+				door_id     INTEGER,
+				description TEXT NOT NULL DEFAULT '',
+				before      TEXT,
+				after       TEXT,
+				data        TEXT NOT NULL DEFAULT '{}'
+			)`,
+			`CREATE INDEX events_kind ON events(kind, seq)`,
+			`CREATE INDEX events_time ON events(time)`,
+			`CREATE INDEX events_user ON events(user_id, seq) WHERE user_id IS NOT NULL`,
+			`CREATE INDEX events_door ON events(door_id, seq) WHERE door_id IS NOT NULL`,
+			`CREATE INDEX events_author ON events(author_id, seq) WHERE author_id IS NOT NULL`,
+			`CREATE TABLE event_counts (
+				kind TEXT PRIMARY KEY,
+				n    INTEGER NOT NULL
+			)`,
+		)},
 	}
+}
+
+// mappingLink returns the DDL of the link table between schedule mappings and one kind of
+// member; a row goes when either end is deleted.
+func mappingLink(table, column, target string) string {
+	return fmt.Sprintf(`CREATE TABLE mapping_%s (
+		mapping_id INTEGER NOT NULL REFERENCES schedule_mappings(id) ON DELETE CASCADE,
+		%s INTEGER NOT NULL REFERENCES %s(id) ON DELETE CASCADE,
+		PRIMARY KEY (mapping_id, %s)
+	)`, table, column, target, column)
 }
 
 // sqlSteps returns a migration function that executes the statements in order.

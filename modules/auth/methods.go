@@ -57,7 +57,7 @@ func (m *Module) createAuthToken(ctx context.Context, call *core.Call) (any, err
 	}
 	call.Session.Login(res.User.ID, res.Record.Hash)
 	m.tokens.Attach(res.Record.Hash, call.Session)
-	call.Log.Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("logged in")
+	call.Log().Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("logged in")
 	return map[string]any{"status": 0, "user_id": res.User.ID, "token": res.Token}, nil
 }
 
@@ -98,9 +98,16 @@ func (m *Module) logout(ctx context.Context, call *core.Call) (any, error) {
 	return nil, nil
 }
 
+// WhoamiReply is the content of whoami.
+type WhoamiReply struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Rank     int    `json:"rank"`
+}
+
 func (m *Module) whoami(_ context.Context, call *core.Call) (any, error) {
 	c := call.Caller
-	return map[string]any{"user_id": c.UserID, "username": c.Username, "rank": int(c.Rank)}, nil
+	return WhoamiReply{UserID: c.UserID, Username: c.Username, Rank: int(c.Rank)}, nil
 }
 
 // passwordChange changes a password. Users change their own with current_password (a wrong one
@@ -153,6 +160,6 @@ func (m *Module) passwordChange(ctx context.Context, call *core.Call) (any, erro
 	}
 	m.bus.Publish(core.Event{Topic: "user.password_changed", Source: ModuleID,
 		Data: map[string]any{"user_id": target.ID, "by_user_id": caller.UserID}})
-	call.Log.Info().Int64("target_user_id", target.ID).Msg("password changed")
+	call.Log().Info().Int64("target_user_id", target.ID).Msg("password changed")
 	return nil, nil
 }

@@ -1,6 +1,7 @@
 package wsapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,7 +27,7 @@ const (
 // item is one unit of work for the dispatcher: a frame, or the notice that the next frame was
 // over the size limit (then frame holds the prefix that was read).
 type item struct {
-	frame    []byte
+	frame    *bytes.Buffer // pooled; the dispatcher returns it
 	oversize bool
 }
 
@@ -42,8 +43,8 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection is over
 	cancel context.CancelFunc
 
-	in  chan item   // reader → dispatcher
-	out chan []byte // dispatcher and pushers → writer
+	in  chan item          // reader → dispatcher
+	out chan *bytes.Buffer // dispatcher and pushers → writer; pooled buffers
 
 	closing    chan struct{} // closed when a close was requested
 	closeOnce  sync.Once
@@ -64,7 +65,7 @@ func newConn(m *Module, ws *websocket.Conn, sess *core.Session, log zerolog.Logg
 		m: m, ws: ws, sess: sess, log: log,
 		ctx: ctx, cancel: cancel,
 		in:         make(chan item, 16),
-		out:        make(chan []byte, m.QueueSize),
+		out:        make(chan *bytes.Buffer, m.QueueSize),
 		closing:    make(chan struct{}),
 		dispatched: make(chan struct{}),
 		settled:    make(chan struct{}, 1),
@@ -101,10 +102,10 @@ func (c *conn) requestClose(code websocket.StatusCode, why string, final []byte,
 }
 
 // read is the one reader: it reads frames within the size limit for the session's state and
-// hands them to the dispatcher in order. The limit is chosen once a frame has begun to arrive;
-// if the session is not logged in yet but requests are still being dispatched (a pipelined
-// login), the reader first waits for them, so the limit follows the login state that the
-// frame will actually be handled in.
+// hands them to the dispatcher in order. Frames of an anonymous session are held to the
+// anonymous limit, except when requests ahead of the frame are still being dispatched (a
+// pipelined login): then a frame over that limit waits for them, and the limit that applies is
+// the one of the login state the frame will be handled in.
 func (c *conn) read() {
 	defer close(c.in)
 	for {
@@ -114,28 +115,36 @@ func (c *conn) read() {
 			c.requestClose(websocket.StatusNormalClosure, "", nil, false)
 			return
 		}
-		if !c.sess.LoggedIn() && !c.waitDispatched() {
-			return
+		buf := getBuf()
+		anonymous := !c.sess.LoggedIn()
+		limit := c.m.ReadLimit
+		if anonymous {
+			limit = c.m.ReadLimitAnonymous
 		}
-		limit := c.m.ReadLimitAnonymous
-		if c.sess.LoggedIn() {
-			limit = c.m.ReadLimit
+		_, err = buf.ReadFrom(io.LimitReader(r, limit+1))
+		if err == nil && anonymous && int64(buf.Len()) > limit && c.pending.Load() > 0 {
+			if !c.waitDispatched() {
+				putBuf(buf)
+				return
+			}
+			if c.sess.LoggedIn() {
+				limit = c.m.ReadLimit
+				_, err = buf.ReadFrom(io.LimitReader(r, limit+1-int64(buf.Len())))
+			}
 		}
-		frame, err := io.ReadAll(io.LimitReader(r, limit+1))
 		if err != nil {
+			putBuf(buf)
 			c.logReadEnd(err)
 			c.requestClose(websocket.StatusNormalClosure, "", nil, false)
 			return
 		}
-		it := item{frame: frame}
-		if int64(len(frame)) > limit {
-			// Answer, then close with 1009; the rest of the frame is discarded by the close.
-			it.oversize = true
-		}
+		// Over the limit: answer, then close with 1009; the close discards the rest.
+		it := item{frame: buf, oversize: int64(buf.Len()) > limit}
 		c.pending.Add(1)
 		select {
 		case c.in <- it:
 		case <-c.ctx.Done():
+			putBuf(buf)
 			return
 		}
 		if it.oversize {
@@ -183,13 +192,16 @@ func (c *conn) dispatch() {
 				return
 			}
 			if it.oversize {
-				id, typ := Peek(it.frame)
-				c.reply(Reply{UUID: id, Type: typ, StatusCode: core.Malformed,
+				id, typ := Peek(it.frame.Bytes())
+				putBuf(it.frame)
+				c.reply(&Reply{UUID: id, Type: typ, StatusCode: core.Malformed,
 					StatusString: "Malformed message: over the size limit; closing."})
 				c.requestClose(websocket.StatusMessageTooBig, "message too big", nil, false)
 				return
 			}
-			c.reply(c.handle(it.frame))
+			rep := c.handle(it.frame.Bytes())
+			c.reply(&rep)
+			putBuf(it.frame)
 			if c.pending.Add(-1) == 0 {
 				select {
 				case c.settled <- struct{}{}:
@@ -204,7 +216,7 @@ func (c *conn) dispatch() {
 func (c *conn) handle(frame []byte) Reply {
 	req, derr := DecodeRequest(frame)
 	if derr != nil {
-		c.log.Debug().Str("uuid", req.UUID).Str("type", req.Type).Str("error", derr.Msg).Msg("malformed frame")
+		c.log.Debug().Str("req", req.UUID).Str("type", req.Type).Str("error", derr.Msg).Msg("malformed frame")
 		return Reply{UUID: req.UUID, Type: req.Type, StatusCode: derr.Code, StatusString: derr.Msg}
 	}
 	if c.limiter != nil && !c.limiter.Allow() {
@@ -212,9 +224,8 @@ func (c *conn) handle(frame []byte) Reply {
 			StatusString: "Too many requests on this connection; slow down."}
 	}
 	start := time.Now()
-	log := c.log.With().Str("req", req.UUID).Str("type", req.Type).Logger()
 	ctx, cancel := context.WithTimeout(c.ctx, c.m.CallTimeout.D())
-	content, err := c.m.methods.Call(ctx, c.sess, req.Type, req.Content, log)
+	content, err := c.m.methods.Call(ctx, c.sess, req.Type, req.Content, c.log)
 	cancel()
 	rep := Reply{UUID: req.UUID, Type: req.Type, Content: content}
 	if err != nil {
@@ -222,50 +233,56 @@ func (c *conn) handle(frame []byte) Reply {
 		rep.StatusCode, rep.StatusString, rep.Content = ce.Code, ce.Msg, ce.Content
 		switch {
 		case incident != "":
-			log.Error().Err(err).Str("incident", incident).Msg("call failed")
+			c.log.Error().Err(err).Str("req", req.UUID).Str("type", req.Type).Str("incident", incident).Msg("call failed")
 		case ce.Code == core.DatabaseError || ce.Code == core.Timeout:
-			log.Warn().Err(ce.Err).Str("status", ce.Code.String()).Msg("call failed")
+			c.log.Warn().Err(ce.Err).Str("req", req.UUID).Str("type", req.Type).Str("status", ce.Code.String()).Msg("call failed")
 		default: // the client's mistake: not worth more than a debug line
-			log.Debug().Str("status", ce.Code.String()).Str("error", ce.Msg).Msg("call refused")
+			c.log.Debug().Str("req", req.UUID).Str("type", req.Type).Str("status", ce.Code.String()).Str("error", ce.Msg).Msg("call refused")
 		}
 	}
-	if e := log.Debug(); e.Enabled() {
-		e.Str("status", rep.StatusCode.String()).Dur("took", time.Since(start)).Msg("call")
+	if e := c.log.Debug(); e.Enabled() {
+		e.Str("req", req.UUID).Str("type", req.Type).Str("status", rep.StatusCode.String()).Dur("took", time.Since(start)).Msg("call")
 	}
 	return rep
 }
 
 // reply queues a response, waiting for room: a client that sends requests must read replies.
-func (c *conn) reply(r Reply) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		c.log.Error().Err(err).Str("type", r.Type).Msg("reply not encodable")
-		b, _ = json.Marshal(Reply{UUID: r.UUID, Type: r.Type, StatusCode: core.GeneralFailure,
-			StatusString: "Internal error: reply not encodable."})
-	}
+func (c *conn) reply(r *Reply) {
+	b := c.encode(r)
 	select {
 	case c.out <- b:
 	case <-c.ctx.Done():
+		putBuf(b)
 	}
+}
+
+// encode returns r encoded in a pooled buffer; content that cannot be encoded (a bug) becomes a
+// GENERAL_FAILURE reply.
+func (c *conn) encode(r *Reply) *bytes.Buffer {
+	b := getBuf()
+	if err := encodeReply(b, r); err != nil {
+		c.log.Error().Err(err).Str("type", r.Type).Msg("reply not encodable")
+		b.Reset()
+		_ = encodeReply(b, &Reply{UUID: r.UUID, Type: r.Type, StatusCode: core.GeneralFailure,
+			StatusString: "Internal error: reply not encodable."})
+	}
+	return b
 }
 
 // Push queues a server-initiated message without waiting. It reports false when the client's
 // queue is full, in which case the client is sent a lagged notice and closed with 4001.
 func (c *conn) Push(typ string, content any) bool {
-	b, err := json.Marshal(Reply{UUID: uuid.NewString(), Type: typ, Content: content})
-	if err != nil {
-		c.log.Error().Err(err).Str("type", typ).Msg("push not encodable")
-		return false
-	}
 	select {
 	case <-c.closing:
 		return false
 	default:
 	}
+	b := c.encode(&Reply{UUID: uuid.NewString(), Type: typ, Content: content})
 	select {
 	case c.out <- b:
 		return true
 	default:
+		putBuf(b)
 		c.lagged()
 		return false
 	}
@@ -281,15 +298,16 @@ func (c *conn) lagged() {
 	c.log.Warn().Msg("slow client closed (lagged)")
 }
 
-// write is the one writer. On a close request it waits (bounded) for the dispatcher to finish
-// the request in hand, flushes the queue (unless told to discard it), writes the final frame
-// if any, and closes with the requested code.
+// write is the one writer. It writes every frame that is ready under one write deadline. On a
+// close request it waits (bounded) for the dispatcher to finish the request in hand, flushes
+// the queue (unless told to discard it), writes the final frame if any, and closes with the
+// requested code.
 func (c *conn) write() {
 	defer c.cancel()
 	for {
 		select {
 		case b := <-c.out:
-			if !c.writeFrame(b) {
+			if !c.writeBatch(b) {
 				return
 			}
 			continue
@@ -301,33 +319,55 @@ func (c *conn) write() {
 	case <-c.dispatched:
 	case <-time.After(c.m.WriteTimeout.D()):
 	}
-	if !c.discard.Load() {
-	flush:
+	if c.discard.Load() {
 		for {
 			select {
 			case b := <-c.out:
-				if !c.writeFrame(b) {
-					return
-				}
+				putBuf(b)
+				continue
 			default:
-				break flush
 			}
+			break
+		}
+	} else {
+		select {
+		case b := <-c.out:
+			if !c.writeBatch(b) {
+				return
+			}
+		default:
 		}
 	}
-	if c.finalFrame != nil && !c.writeFrame(c.finalFrame) {
-		return
+	if c.finalFrame != nil {
+		b := getBuf()
+		b.Write(c.finalFrame)
+		if !c.writeBatch(b) {
+			return
+		}
 	}
 	_ = c.ws.Close(c.closeCode, c.closeWhy)
 }
 
-func (c *conn) writeFrame(b []byte) bool {
+// writeBatch writes first and then every frame already queued, under one deadline, and
+// returns the buffers to the pool. It reports false when a write failed (the connection is
+// then closed).
+func (c *conn) writeBatch(first *bytes.Buffer) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.m.WriteTimeout.D())
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		c.log.Debug().Err(err).Msg("websocket write failed")
-		return false
+	b := first
+	for {
+		err := c.ws.Write(ctx, websocket.MessageText, b.Bytes())
+		putBuf(b)
+		if err != nil {
+			c.log.Debug().Err(err).Msg("websocket write failed")
+			return false
+		}
+		select {
+		case b = <-c.out:
+		default:
+			return true
+		}
 	}
-	return true
 }
 
 // ping checks the peer every PingInterval; a missing pong ends the connection.

@@ -3,7 +3,6 @@ package wsapi
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"unicode/utf8"
 
 	"gatehouse/core"
@@ -33,31 +32,35 @@ const (
 
 // DecodeRequest parses one frame. On failure it returns a MALFORMED *core.Error together with a
 // Request holding whatever could be parsed (uuid and type, when they were strings), so that the
-// answer can echo them. It never panics, whatever the input.
+// answer can echo them. It never panics, whatever the input. Keys match exactly (case matters,
+// as in Leosac); when a key repeats, the last one wins, as in encoding/json.
 func DecodeRequest(frame []byte) (Request, *core.Error) {
 	var req Request
 	trimmed := bytes.TrimSpace(frame)
 	if len(trimmed) == 0 {
 		return req, malformed("empty frame")
 	}
+	if !json.Valid(trimmed) {
+		if trimmed[0] == '{' {
+			req.UUID, req.Type = Peek(trimmed)
+		}
+		return req, malformed("not JSON")
+	}
 	if trimmed[0] != '{' {
-		if !json.Valid(trimmed) {
-			return req, malformed("not JSON")
-		}
 		return req, malformed("not a JSON object")
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(trimmed, &fields); err != nil {
-		req.UUID, req.Type = Peek(trimmed)
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return req, malformed("not JSON")
+	var uuidRaw, typeRaw, content []byte
+	var hasUUID, hasType, hasContent bool
+	scanObject(trimmed, func(key, value []byte) {
+		switch string(key) {
+		case "uuid":
+			uuidRaw, hasUUID = value, true
+		case "type":
+			typeRaw, hasType = value, true
+		case "content":
+			content, hasContent = value, true
 		}
-		return req, malformed("not a JSON object")
-	}
-	uuidRaw, hasUUID := fields["uuid"]
-	typeRaw, hasType := fields["type"]
-	content, hasContent := fields["content"]
+	})
 	uuidOK := hasUUID && decodeShortString(uuidRaw, maxUUIDLen, &req.UUID)
 	typeOK := hasType && decodeShortString(typeRaw, maxTypeLen, &req.Type)
 	switch {
@@ -72,17 +75,103 @@ func DecodeRequest(frame []byte) (Request, *core.Error) {
 	case !hasContent:
 		return req, malformed("missing content")
 	}
-	req.Content = content
+	req.Content = json.RawMessage(content)
 	return req, nil
+}
+
+// scanObject calls fn with each top-level key (unescaped) and raw value of obj, which must be a
+// valid JSON object (checked by the caller with json.Valid). It allocates only for keys that
+// contain escapes.
+func scanObject(obj []byte, fn func(key, value []byte)) {
+	i := skipSpace(obj, 1) // after '{'
+	for i < len(obj) && obj[i] == '"' {
+		kEnd := skipString(obj, i)
+		key := obj[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(obj[i:kEnd], &k) == nil {
+				key = []byte(k)
+			}
+		}
+		i = skipSpace(obj, kEnd)
+		i = skipSpace(obj, i+1) // after ':'
+		vEnd := skipValue(obj, i)
+		fn(key, obj[i:vEnd])
+		i = skipSpace(obj, vEnd)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index just after the (valid) JSON value starting at b[i].
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' &&
+			b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+			i++
+		}
+		return i
+	}
 }
 
 func malformed(why string) *core.Error {
 	return core.E(core.Malformed, "Malformed message: "+why+".", nil)
 }
 
-func decodeShortString(raw json.RawMessage, limit int, dst *string) bool {
-	if len(raw) == 0 || raw[0] != '"' {
+func decodeShortString(raw []byte, limit int, dst *string) bool {
+	if len(raw) < 2 || raw[0] != '"' {
 		return false
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		// Fast path: no escapes and valid UTF-8, so the bytes are the string.
+		if len(inner) > limit {
+			return false
+		}
+		*dst = string(inner)
+		return true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil || len(s) > limit || !utf8.ValidString(s) {

@@ -3,6 +3,7 @@ package wsapi
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"time"
 
@@ -17,12 +18,15 @@ func (m *Module) registerGeneral(reg *core.Methods) {
 	)
 }
 
+// versionReply is the constant content of get_leosac_version.
+var versionReply, _ = json.Marshal(map[string]string{
+	"version":       core.Version,
+	"version_short": core.Version,
+	"server":        "gatehouse",
+})
+
 func (m *Module) getVersion(context.Context, *core.Call) (any, error) {
-	return map[string]string{
-		"version":       core.Version,
-		"version_short": core.Version,
-		"server":        "gatehouse",
-	}, nil
+	return json.RawMessage(versionReply), nil
 }
 
 func (m *Module) systemOverview(context.Context, *core.Call) (any, error) {

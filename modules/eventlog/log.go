@@ -1,0 +1,212 @@
+// Package eventlog is gatehouse's append-only event log: every change, login, access decision
+// and door event is a row of the events table with a monotonically increasing seq. The same
+// rows are the audit trail (audit.get) and the history of the live stream (events.subscribe
+// replays from them), so what a subscriber was pushed is always in the log.
+//
+// Writes that append events go through Log.Write: the caller's changes and their events are
+// committed in one transaction on the single writer connection, and the events are published
+// on the bus (topic = the event's topic, Data = *Event with its Seq) after the commit and in
+// seq order. Publication order equals commit order because Write serialises commits and
+// publications under one mutex; writes that do not append events use the writer directly.
+package eventlog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"gatehouse/core"
+	"gatehouse/db"
+)
+
+// Event is one row of the log. Kind is the audit type in Leosac's JSON naming
+// ("audit-user-event", "audit-auth-event", …); Mask its event-mask bits.
+type Event struct {
+	Seq         int64     `gorm:"column:seq;primaryKey;autoIncrement"`
+	Time        time.Time `gorm:"column:time"`
+	Topic       string    `gorm:"column:topic"`
+	Kind        string    `gorm:"column:kind"`
+	Mask        int64     `gorm:"column:event_mask"`
+	AuthorID    *int64    `gorm:"column:author_id"`
+	AuthorName  string    `gorm:"column:author_name"`
+	TargetID    *int64    `gorm:"column:target_id"`
+	Target2ID   *int64    `gorm:"column:target2_id"`
+	UserID      *int64    `gorm:"column:user_id"`
+	DoorID      *int64    `gorm:"column:door_id"`
+	Description string    `gorm:"column:description"`
+	Before      *string   `gorm:"column:before"`
+	After       *string   `gorm:"column:after"`
+	// Data is the topic's payload as pushed to subscribers (JSON object).
+	Data json.RawMessage `gorm:"column:data"`
+}
+
+// TableName implements GORM's tabler.
+func (Event) TableName() string { return "events" }
+
+// Log appends events and publishes them.
+type Log struct {
+	db  *db.DB
+	bus *core.Bus
+
+	mu    sync.Mutex
+	epoch string
+}
+
+// Open returns the log of the database, creating its epoch on first use.
+func Open(ctx context.Context, d *db.DB, bus *core.Bus) (*Log, error) {
+	l := &Log{db: d, bus: bus}
+	err := d.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var v string
+		err := tx.Raw(`SELECT value FROM meta WHERE key = 'epoch'`).Scan(&v).Error
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			v = uuid.NewString()
+			if err := tx.Exec(`INSERT INTO meta(key, value) VALUES ('epoch', ?)`, v).Error; err != nil {
+				return err
+			}
+		}
+		l.epoch = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open event log: %w", err)
+	}
+	return l, nil
+}
+
+// Epoch returns the id of this database's history. It changes only when the database is
+// replaced (a restored backup gets a new one), telling clients that their seq means nothing
+// here.
+func (l *Log) Epoch() string { return l.epoch }
+
+// Tx is the transaction handed to Write's function: the GORM transaction for the caller's
+// changes, and Append for its events.
+type Tx struct {
+	*gorm.DB
+	pending []*Event
+}
+
+// Append adds an event to the transaction. Time defaults to now; Data defaults to {}.
+func (t *Tx) Append(e *Event) error {
+	if !core.ValidSubject(e.Topic) {
+		return fmt.Errorf("append event: invalid topic %q", e.Topic)
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now().UTC()
+	}
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("{}")
+	}
+	if err := t.DB.Create(e).Error; err != nil {
+		return fmt.Errorf("append event %s: %w", e.Topic, err)
+	}
+	if e.Kind != "" {
+		if err := t.DB.Exec(`INSERT INTO event_counts(kind, n) VALUES (?, 1)
+			ON CONFLICT(kind) DO UPDATE SET n = n + 1`, e.Kind).Error; err != nil {
+			return fmt.Errorf("count event %s: %w", e.Kind, err)
+		}
+	}
+	t.pending = append(t.pending, e)
+	return nil
+}
+
+// Write runs fn in one transaction on the writer; if fn returns nil the transaction commits
+// and every appended event is published on the bus, in seq order, before Write returns.
+func (l *Log) Write(ctx context.Context, fn func(tx *Tx) error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var events []*Event
+	err := l.db.Write.WithContext(ctx).Transaction(func(gtx *gorm.DB) error {
+		tx := &Tx{DB: gtx}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		events = tx.pending
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range events {
+		l.bus.Publish(core.Event{Topic: e.Topic, Time: e.Time, Source: "eventlog", Data: e})
+	}
+	return nil
+}
+
+// Count returns how many audit entries of the given kinds the log holds (all when none).
+func (l *Log) Count(ctx context.Context, kinds []string) (int64, error) {
+	q := l.db.Read.WithContext(ctx).Table("event_counts").Select("COALESCE(SUM(n), 0)")
+	if len(kinds) > 0 {
+		q = q.Where("kind IN ?", kinds)
+	}
+	var n int64
+	if err := q.Scan(&n).Error; err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// LastSeq returns the newest seq (0 for an empty log).
+func (l *Log) LastSeq(ctx context.Context) (int64, error) {
+	var n int64
+	err := l.db.Read.WithContext(ctx).Raw(`SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&n).Error
+	return n, err
+}
+
+// secretKeys are the keys whose values are replaced by "***" in snapshots.
+var secretKeys = map[string]bool{
+	"password": true, "new_password": true, "current_password": true, "password_hash": true,
+	"token": true, "code": true, "pin": true, "pin_hash": true, "secret": true,
+}
+
+// Snapshot returns v as a JSON string for an audit before/after, with every secret field
+// (password, token, PIN code, hashes…) replaced by "***", at any depth.
+func Snapshot(v any) (*string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("audit snapshot: %w", err)
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return nil, fmt.Errorf("audit snapshot: %w", err)
+	}
+	b, err = json.Marshal(redact(generic))
+	if err != nil {
+		return nil, fmt.Errorf("audit snapshot: %w", err)
+	}
+	s := string(b)
+	return &s, nil
+}
+
+func redact(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if secretKeys[strings.ToLower(k)] {
+				x[k] = "***"
+			} else {
+				x[k] = redact(val)
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = redact(x[i])
+		}
+	}
+	return v
+}
+
+// Ptr returns a pointer to v (for the optional id columns).
+func Ptr[T any](v T) *T { return &v }
+
+func errMissing(who string) error {
+	return fmt.Errorf("the %q module must be loaded before %q", ModuleID, who)
+}
