@@ -27,6 +27,7 @@ const (
 	// Stall makes the publisher wait for room in the queue, up to the bus's stall budget, and
 	// then drop the event and mark the subscriber lagged. It is the policy of internal consumers
 	// for which a full queue is a bug to be reported, never a reason to block the server forever.
+	// Once lagged, the subscriber is treated as DropAndMark: it must resynchronise anyway.
 	Stall FullPolicy = iota
 	// DropAndMark drops the event at once and marks the subscriber lagged. It is the policy of
 	// network-facing consumers: a slow client must never slow the producers.
@@ -214,13 +215,19 @@ func (b *Bus) Publish(ev Event) {
 	var deadline *time.Timer
 	for _, s := range b.matching(ev.Topic) {
 		select {
-		case s.ch <- ev:
-			continue
 		case <-s.done:
 			continue
 		default:
 		}
-		if s.policy == DropAndMark {
+		select {
+		case s.ch <- ev:
+			continue
+		default:
+		}
+		// A Stall subscriber that already lagged does not get to stall anyone again: it has to
+		// resynchronise anyway, and one stuck consumer must not slow the bus to one event per
+		// stall budget.
+		if s.policy == DropAndMark || s.dropped.Load() > 0 {
 			s.markLagged()
 			continue
 		}

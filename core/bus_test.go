@@ -320,6 +320,26 @@ func TestBusStallBudget(t *testing.T) {
 	}
 }
 
+func TestBusLaggedStallSubscriberStallsOnlyOnce(t *testing.T) {
+	// After a stuck Stall subscriber has lagged once, later publications drop for it at once:
+	// one stuck consumer must not slow the bus to one event per stall budget.
+	const budget = 300 * time.Millisecond
+	b := newTestBus(t, budget)
+	s := mustSubscribe(t, b, SubscribeOptions{Name: "stuck", Queue: 1, OnFull: Stall}, ">")
+	b.Publish(Event{Topic: "e", Data: 1})
+	b.Publish(Event{Topic: "e", Data: 2}) // stalls one budget, then lags s
+	start := time.Now()
+	for i := range 20 {
+		b.Publish(Event{Topic: "e", Data: 3 + i})
+	}
+	if elapsed := time.Since(start); elapsed > budget {
+		t.Errorf("20 publications after the lag took %v; each should drop at once", elapsed)
+	}
+	if s.Dropped() != 21 {
+		t.Errorf("Dropped() = %d, want 21", s.Dropped())
+	}
+}
+
 func TestBusStallBudgetIsPerPublication(t *testing.T) {
 	// The budget bounds the whole Publish, not each slow subscriber: five stuck subscribers
 	// must not cost five budgets.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -201,6 +202,9 @@ type Duration time.Duration
 // UnmarshalJSON implements json.Unmarshaler.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	s := strings.TrimSpace(string(b))
+	if s == "null" {
+		return nil
+	}
 	if strings.HasPrefix(s, `"`) {
 		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
@@ -216,6 +220,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	secs, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return fmt.Errorf("duration: want a string like \"20m\" or a number of seconds, got %s", s)
+	}
+	if math.Abs(secs) > float64(math.MaxInt64)/float64(time.Second) {
+		return fmt.Errorf("duration: %s seconds is out of range", s)
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil

@@ -145,7 +145,6 @@ func TestDurationInConfigAndMarshal(t *testing.T) {
 }
 
 func TestDurationNullIsNoOp(t *testing.T) {
-	t.Skip("BUG: core/config.go Duration.UnmarshalJSON rejects JSON null instead of leaving the value unchanged")
 	d := Duration(time.Second)
 	if err := json.Unmarshal([]byte(`null`), &d); err != nil {
 		t.Fatalf("Unmarshal(null) = %v, want nil (encoding/json convention for Unmarshalers)", err)
@@ -156,7 +155,6 @@ func TestDurationNullIsNoOp(t *testing.T) {
 }
 
 func TestDurationOutOfRange(t *testing.T) {
-	t.Skip("BUG: core/config.go Duration.UnmarshalJSON converts an out-of-range number of seconds to a garbage int64 instead of failing")
 	for _, in := range []string{`1e10`, `-1e10`, `1e300`} {
 		var d Duration
 		if err := json.Unmarshal([]byte(in), &d); err == nil {

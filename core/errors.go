@@ -155,6 +155,8 @@ func StatusOf(err error) (e *Error, incidentID string) {
 		return ce, ""
 	case errors.Is(err, context.DeadlineExceeded):
 		return E(Timeout, "The request timed out.", err), ""
+	case errors.Is(err, context.Canceled):
+		return E(Timeout, "The request was cancelled.", err), ""
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return E(EntityNotFound, "Entity not found.", err), ""
 	case errors.Is(err, gorm.ErrDuplicatedKey):

@@ -87,7 +87,6 @@ func TestStatusOfUnknownErrorHidesText(t *testing.T) {
 }
 
 func TestStatusOfCanceled(t *testing.T) {
-	t.Skip("BUG: core/errors.go StatusOf documents that context errors become TIMEOUT but maps context.Canceled to GENERAL_FAILURE with an incident id")
 	got, id := StatusOf(context.Canceled)
 	if got.Code != Timeout || id != "" {
 		t.Errorf("StatusOf(context.Canceled) = %v (incident %q), want TIMEOUT as documented", got.Code, id)

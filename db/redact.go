@@ -3,8 +3,10 @@ package db
 import "strings"
 
 // redactSQL replaces every quoted string literal in an interpolated SQL statement by '?', so
-// that values such as password or token hashes never reach a log line. Numbers are kept: they
-// are ids and counts, useful when reading a slow-query log.
+// that values such as password or token hashes never reach a log line. The glebarez dialector
+// quotes string values with double quotes, standard SQL with single quotes; both are redacted
+// (identifiers are backquoted by GORM, so they are kept). Numbers are kept: they are ids and
+// counts, useful when reading a slow-query log.
 func redactSQL(sql string) string {
 	if !strings.ContainsAny(sql, `'"`) {
 		return sql
@@ -15,11 +17,11 @@ func redactSQL(sql string) string {
 	for i := 0; i < len(sql); i++ {
 		c := sql[i]
 		switch {
-		case in == 0 && c == '\'':
+		case in == 0 && (c == '\'' || c == '"'):
 			in = c
 			b.WriteString("'?'")
-		case in == '\'' && c == '\'':
-			if i+1 < len(sql) && sql[i+1] == '\'' { // escaped quote inside the literal
+		case in != 0 && c == in:
+			if i+1 < len(sql) && sql[i+1] == in { // doubled quote inside the literal
 				i++
 				continue
 			}

@@ -119,7 +119,9 @@ func startServe(t *testing.T, args []string, environ map[string]string) (string,
 	ctx, cancel := context.WithCancel(context.Background())
 	var stderr syncBuffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, append([]string{"serve"}, args...), nil, &bytes.Buffer{}, &stderr, env(environ)) }()
+	go func() {
+		done <- run(ctx, append([]string{"serve"}, args...), nil, &bytes.Buffer{}, &stderr, env(environ))
+	}()
 	urlRE := regexp.MustCompile(`"url":"(http[^"]+)"`)
 	deadline := time.Now().Add(10 * time.Second)
 	var url string

@@ -4,6 +4,7 @@ package all
 import (
 	"gatehouse/core"
 	"gatehouse/modules/auth"
+	"gatehouse/modules/eventlog"
 	"gatehouse/modules/token"
 	"gatehouse/modules/wsapi"
 )
@@ -14,6 +15,7 @@ func Infos() []core.ModuleInfo {
 	return []core.ModuleInfo{
 		token.Info(),
 		auth.Info(),
+		eventlog.Info(),
 		wsapi.Info(),
 	}
 }

@@ -210,3 +210,57 @@ func Ptr[T any](v T) *T { return &v }
 func errMissing(who string) error {
 	return fmt.Errorf("the %q module must be loaded before %q", ModuleID, who)
 }
+
+// Change describes one audited change, for Tx.Record.
+type Change struct {
+	Topic       string         // bus topic, e.g. "group.created"
+	Kind        string         // audit kind, e.g. KindGroup
+	Mask        Mask           // event-mask bits
+	Caller      *core.Identity // who did it (nil for the system)
+	TargetID    int64          // the resource changed
+	Target2ID   int64          // a second resource (membership: the group)
+	UserID      int64          // the person concerned, when there is one
+	DoorID      int64          // the door concerned, when there is one
+	Description string         // human text
+	Before      any            // snapshot before the change (secrets redacted); nil = none
+	After       any            // snapshot after the change (secrets redacted); nil = none
+	Data        any            // payload pushed to subscribers; nil = {"id": TargetID}
+}
+
+// Record appends the audit entry and event of a change to the transaction.
+func (t *Tx) Record(c Change) error {
+	e := &Event{Topic: c.Topic, Kind: c.Kind, Mask: c.Mask, Description: c.Description}
+	if c.Caller != nil {
+		e.AuthorID, e.AuthorName = Ptr(c.Caller.UserID), c.Caller.Username
+	}
+	e.TargetID, e.Target2ID = optional(c.TargetID), optional(c.Target2ID)
+	e.UserID, e.DoorID = optional(c.UserID), optional(c.DoorID)
+	var err error
+	if c.Before != nil {
+		if e.Before, err = Snapshot(c.Before); err != nil {
+			return err
+		}
+	}
+	if c.After != nil {
+		if e.After, err = Snapshot(c.After); err != nil {
+			return err
+		}
+	}
+	data := c.Data
+	if data == nil {
+		data = map[string]int64{"id": c.TargetID}
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("record %s: %w", c.Topic, err)
+	}
+	e.Data = b
+	return t.Append(e)
+}
+
+func optional(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}

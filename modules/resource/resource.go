@@ -229,3 +229,63 @@ func ID(call *core.Call, key string) (int64, error) {
 // Fold returns the search key of a name: lower case, so that searches are case-insensitive for
 // every script, not just ASCII.
 func Fold(s string) string { return strings.ToLower(s) }
+
+// ReadsAll reports whether the caller may read every resource of the site: viewers and above
+// (viewers read what managers read and change nothing).
+func ReadsAll(c *core.Identity) bool { return c.Rank >= core.RankViewer }
+
+// Manages reports whether the caller may change the site's resources: managers and above.
+func Manages(c *core.Identity) bool { return c.Rank >= core.RankManager }
+
+// IsAdmin reports whether the caller is an administrator.
+func IsAdmin(c *core.Identity) bool { return c.Rank == core.RankAdministrator }
+
+// RequireManager returns PERMISSION_DENIED unless the caller manages the site.
+func RequireManager(c *core.Identity) error {
+	if !Manages(c) {
+		return core.ErrPermissionDenied
+	}
+	return nil
+}
+
+// RequireReader returns PERMISSION_DENIED unless the caller may read everything.
+func RequireReader(c *core.Identity) error {
+	if !ReadsAll(c) {
+		return core.ErrPermissionDenied
+	}
+	return nil
+}
+
+// RequireAdmin returns PERMISSION_DENIED unless the caller is an administrator.
+func RequireAdmin(c *core.Identity) error {
+	if !IsAdmin(c) {
+		return core.ErrPermissionDenied
+	}
+	return nil
+}
+
+// DBError wraps an unexpected database failure as DATABASE_ERROR (the cause is logged, never
+// sent).
+func DBError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := err.(*core.Error); ok {
+		return err
+	}
+	return core.E(core.DatabaseError, "Database error.", err)
+}
+
+// ValidateName checks a group or schedule name as Leosac does: 3 to 50 characters, each an ASCII
+// letter, digit, '_', '-' or '.'. It returns field errors at data/attributes/name.
+func ValidateName(name string) []core.FieldError {
+	if n := len(name); n < 3 || n > 50 {
+		return []core.FieldError{{Detail: "Length must be >=3 and <=50.", Pointer: "data/attributes/name"}}
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return []core.FieldError{{Detail: fmt.Sprintf("Usage of unauthorized character: %c", r), Pointer: "data/attributes/name"}}
+		}
+	}
+	return nil
+}

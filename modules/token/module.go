@@ -69,6 +69,9 @@ func (m *Module) Validate() error {
 	if m.Leosac.Idle < 0 || m.Leosac.Max <= 0 {
 		return errors.New("leosac token lifetime: idle must be >= 0 and max > 0")
 	}
+	if m.Leosac.Idle > 0 && m.Leosac.Idle.D() < time.Second {
+		return errors.New("leosac token lifetime: idle must be 0 (none) or at least 1s")
+	}
 	if m.FlushInterval <= 0 || m.PurgeInterval <= 0 {
 		return errors.New("flush_interval and purge_interval must be positive")
 	}

@@ -133,7 +133,7 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 		Dialect:     req.Dialect,
 		IssuedAt:    now,
 		ExpiresAt:   now.Add(req.Lifetime),
-		IdleSeconds: int64(req.Idle / time.Second),
+		IdleSeconds: int64((req.Idle + time.Second - 1) / time.Second), // never round a timeout away
 		LastUsedAt:  now,
 		RemoteAddr:  truncate(req.Remote, 128),
 		UserAgent:   truncate(req.UserAgent, 256),
@@ -282,6 +282,16 @@ func (s *Store) Revoke(ctx context.Context, hash, reason string) error {
 	if err := s.db.Write.WithContext(ctx).Where("hash = ?", hash).Find(&toks).Error; err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
+	if len(toks) == 0 {
+		// No row, but a cached entry must not outlive the revocation.
+		s.mu.RLock()
+		if e, ok := s.byHash[hash]; ok {
+			e.mu.Lock()
+			toks = append(toks, e.tok)
+			e.mu.Unlock()
+		}
+		s.mu.RUnlock()
+	}
 	return s.revoke(ctx, toks, reason)
 }
 
@@ -314,9 +324,11 @@ func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason strin
 	// them too.
 	s.mu.RLock()
 	for h, e := range s.byHash {
+		e.mu.Lock()
 		if e.tok.UserID == userID && h != keep && !containsHash(toks, h) {
 			toks = append(toks, e.tok)
 		}
+		e.mu.Unlock()
 	}
 	s.mu.RUnlock()
 	return len(toks), s.revoke(ctx, toks, reason)
@@ -386,15 +398,15 @@ func (s *Store) List(ctx context.Context, userID int64) ([]Token, error) {
 // Flush writes the slid last-use times of cached tokens to the database in one transaction.
 func (s *Store) Flush(ctx context.Context) error {
 	type slide struct {
-		id   string
-		last time.Time
+		id, hash string
+		last     time.Time
 	}
 	var pending []slide
 	s.mu.RLock()
 	for _, e := range s.byHash {
 		e.mu.Lock()
 		if e.dirty {
-			pending = append(pending, slide{e.tok.ID, e.tok.LastUsedAt})
+			pending = append(pending, slide{e.tok.ID, e.tok.Hash, e.tok.LastUsedAt})
 			e.dirty = false
 		}
 		e.mu.Unlock()
@@ -403,16 +415,39 @@ func (s *Store) Flush(ctx context.Context) error {
 	if len(pending) == 0 {
 		return nil
 	}
+	var gone []string
 	err := s.db.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		gone = gone[:0]
 		for _, p := range pending {
-			if err := tx.Model(&Token{}).Where("id = ?", p.id).Update("last_used_at", p.last).Error; err != nil {
-				return err
+			res := tx.Model(&Token{}).Where("id = ?", p.id).Update("last_used_at", p.last)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				gone = append(gone, p.hash)
 			}
 		}
 		return nil
 	})
 	if err != nil {
+		// Keep the slides for the next flush.
+		s.mu.RLock()
+		for _, p := range pending {
+			if e, ok := s.byHash[p.hash]; ok {
+				e.mu.Lock()
+				e.dirty = true
+				e.mu.Unlock()
+			}
+		}
+		s.mu.RUnlock()
 		return fmt.Errorf("flush token slides: %w", err)
+	}
+	// A token whose row is gone was revoked elsewhere (another process, an operator's reset):
+	// the cache must not keep it alive.
+	for _, h := range gone {
+		for _, sess := range s.drop(h) {
+			sess.End(h, "Token revoked.")
+		}
 	}
 	return nil
 }
@@ -438,9 +473,22 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 	for _, h := range expired {
 		s.drop(h)
 	}
-	res := s.db.Write.WithContext(ctx).Exec(
-		`DELETE FROM tokens WHERE julianday(expires_at) <= julianday(?)
-		 OR (idle_seconds > 0 AND julianday(last_used_at) + idle_seconds / 86400.0 <= julianday(?))`, now, now)
+	// SQLite's date arithmetic has millisecond precision: rows are deleted only once they are
+	// a second past their deadline, and never while the cache holds the token as valid.
+	cutoff := now.Add(-time.Second)
+	var live []string
+	s.mu.RLock()
+	for h := range s.byHash {
+		live = append(live, h)
+	}
+	s.mu.RUnlock()
+	q := s.db.Write.WithContext(ctx).Where(
+		`(julianday(expires_at) < julianday(?)
+		 OR (idle_seconds > 0 AND julianday(last_used_at) + idle_seconds / 86400.0 < julianday(?)))`, cutoff, cutoff)
+	if len(live) > 0 && len(live) < 30000 {
+		q = q.Where("hash NOT IN ?", live)
+	}
+	res := q.Delete(&Token{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("purge tokens: %w", res.Error)
 	}

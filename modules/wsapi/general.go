@@ -3,8 +3,8 @@ package wsapi
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"time"
 
 	"gatehouse/core"

@@ -8,7 +8,9 @@
 //     is refused;
 //   - username alone (any address): after UserLimit failures within Window, attempts for that
 //     username are slowed to one per UserInterval across all addresses — never refused, so a
-//     distributed attacker cannot lock the real user out, only slow guessing to a crawl.
+//     distributed attacker cannot lock the real user out, only slow guessing to a crawl; a
+//     username+address pair that logged in successfully before (within TrustFor) is not
+//     slowed at all.
 //
 // A refusal lasts BaseDelay and doubles with every further refusal-triggering failure, up to
 // MaxDelay. Loopback addresses are not exempt. Keys with nothing to remember are evicted by
@@ -75,11 +77,15 @@ type Throttle struct {
 
 	mu   sync.Mutex
 	recs map[string]*record
+	// trusted holds the username+address pairs that logged in successfully, until when they
+	// are trusted: they skip the per-username slow-down, so an attack on a username from
+	// elsewhere does not slow its owner logging in from their usual address.
+	trusted map[string]time.Time
 }
 
 // New returns a Throttle with the given limits.
 func New(cfg Config) *Throttle {
-	return &Throttle{cfg: cfg.withDefaults(), now: time.Now, recs: make(map[string]*record)}
+	return &Throttle{cfg: cfg.withDefaults(), now: time.Now, recs: make(map[string]*record), trusted: make(map[string]time.Time)}
 }
 
 // SetClock replaces the clock (tests).
@@ -112,7 +118,7 @@ func (t *Throttle) Allow(ctx context.Context, user, addr string) (retryAfter tim
 		}
 	}
 	var slow *rate.Limiter
-	if user != "" {
+	if user != "" && !t.trusted[userAddrKey(user, addr)].After(now) {
 		if r := t.recs[userKey(user)]; r != nil {
 			slow = r.slow
 		}
@@ -122,9 +128,8 @@ func (t *Throttle) Allow(ctx context.Context, user, addr string) (retryAfter tim
 		return wait.Round(time.Second) + time.Second, false
 	}
 	if slow != nil {
-		wctx, cancel := context.WithTimeout(ctx, 10*t.cfg.UserInterval)
-		defer cancel()
-		if err := slow.Wait(wctx); err != nil {
+		// Slowed, never refused: wait for the username's turn for as long as the request may.
+		if err := slow.Wait(ctx); err != nil {
 			return t.cfg.UserInterval, false
 		}
 	}
@@ -187,9 +192,14 @@ func (r *record) prune(now time.Time, window time.Duration) {
 // and username records are kept, so a valid account cannot be used to reset them.
 func (t *Throttle) Succeed(user, addr string) {
 	t.mu.Lock()
-	delete(t.recs, userAddrKey(user, addr))
+	k := userAddrKey(user, addr)
+	delete(t.recs, k)
+	t.trusted[k] = t.now().Add(TrustFor)
 	t.mu.Unlock()
 }
+
+// TrustFor is how long a username+address pair stays trusted after a successful login.
+const TrustFor = 30 * 24 * time.Hour
 
 // Sweep forgets records with no failure inside the window and no running lock. Call it now
 // and then; it returns how many records remain.
@@ -201,6 +211,11 @@ func (t *Throttle) Sweep() int {
 		r.prune(now, t.cfg.Window)
 		if len(r.fails) == 0 && !now.Before(r.lockedUntil) {
 			delete(t.recs, k)
+		}
+	}
+	for k, until := range t.trusted {
+		if !until.After(now) {
+			delete(t.trusted, k)
 		}
 	}
 	return len(t.recs)

@@ -1,0 +1,5 @@
+package directory
+
+import "gatehouse/core"
+
+func (m *Module) registerCredentials(reg *core.Methods) {}
