@@ -50,6 +50,9 @@ func (c *Context) Metrics() prometheus.Registerer { return c.app.metrics }
 // ("GET /healthz", "/websocket").
 func (c *Context) Handle(pattern string, h http.Handler) { c.app.mux.Handle(pattern, h) }
 
+// LogRing returns the recent log lines kept in memory (nil when the process keeps none).
+func (c *Context) LogRing() *LogRing { return c.app.logRing }
+
 // Out is where one-time messages for the operator go (the generated admin password).
 func (c *Context) Out() io.Writer { return c.app.out }
 
@@ -90,6 +93,7 @@ type Deps struct {
 	DB      *db.DB
 	Out     io.Writer // operator messages; nil means io.Discard
 	Restart func()    // asks the caller to restart the App; may be nil
+	LogRing *LogRing  // recent log lines; may be nil
 }
 
 // App is a set of provisioned modules plus the HTTP handler they share. Build it with NewApp,
@@ -100,6 +104,7 @@ type App struct {
 	db      *db.DB
 	out     io.Writer
 	restart func()
+	logRing *LogRing
 	bus     *Bus
 	methods *Methods
 	metrics *prometheus.Registry
@@ -128,6 +133,7 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 		db:      deps.DB,
 		out:     deps.Out,
 		restart: deps.Restart,
+		logRing: deps.LogRing,
 		bus:     NewBus(deps.Log.With().Str("module", "bus").Logger(), time.Second),
 		methods: NewMethods(metrics),
 		metrics: metrics,

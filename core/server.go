@@ -27,6 +27,8 @@ type ServerOptions struct {
 	Listener net.Listener
 	// DBOptions tune the database handles.
 	DBOptions db.Options
+	// LogRing, if set, is the ring the root logger also writes to; get_logs reads it.
+	LogRing *LogRing
 }
 
 // Server is one gatehouse process: the database, the one HTTP listener (plain or TLS), and the
@@ -101,7 +103,7 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 
 func (s *Server) newApp() (*App, error) {
 	return NewApp(s.cfg, s.opts.Registry, Deps{
-		Log: s.log, DB: s.db, Out: s.opts.Out,
+		Log: s.log, DB: s.db, Out: s.opts.Out, LogRing: s.opts.LogRing,
 		Restart: func() {
 			select {
 			case s.restart <- struct{}{}:

@@ -174,14 +174,18 @@ func loadConfig(args []string, stderr io.Writer, getenv func(string) string) (co
 	return cfg, f.fs.Args(), cfg.Validate()
 }
 
-// newLogger builds the root logger from the configuration.
-func newLogger(cfg core.Config, w io.Writer) (zerolog.Logger, error) {
+// newLogger builds the root logger from the configuration: JSON or console lines to w, and
+// JSON lines to ring (for get_logs) when ring is not nil.
+func newLogger(cfg core.Config, w io.Writer, ring *core.LogRing) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		return zerolog.Nop(), fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
 	if cfg.LogFormat == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	if ring != nil {
+		w = io.MultiWriter(w, ring)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
@@ -194,11 +198,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if len(rest) > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", rest)}
 	}
-	log, err := newLogger(cfg, stderr)
+	ring := core.NewLogRing(2000)
+	log, err := newLogger(cfg, stderr, ring)
 	if err != nil {
 		return err
 	}
-	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Out: stderr})
+	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Out: stderr, LogRing: ring})
 	if err != nil {
 		return err
 	}

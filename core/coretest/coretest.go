@@ -100,9 +100,10 @@ func start(t testing.TB, st settings) *Server {
 	if st.logW != nil {
 		w = st.logW
 	}
-	log := zerolog.New(w).Level(st.logLevel)
+	ring := core.NewLogRing(1000)
+	log := zerolog.New(io.MultiWriter(w, ring)).Level(st.logLevel)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Listener: ln})
+	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Listener: ln, LogRing: ring})
 	if err != nil {
 		cancel()
 		_ = ln.Close()

@@ -3,8 +3,11 @@ package all
 
 import (
 	"gatehouse/core"
+	"gatehouse/modules/audit"
 	"gatehouse/modules/auth"
+	"gatehouse/modules/directory"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/site"
 	"gatehouse/modules/token"
 	"gatehouse/modules/wsapi"
 )
@@ -16,6 +19,9 @@ func Infos() []core.ModuleInfo {
 		token.Info(),
 		auth.Info(),
 		eventlog.Info(),
+		directory.Info(),
+		site.Info(),
+		audit.Info(),
 		wsapi.Info(),
 	}
 }
