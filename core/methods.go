@@ -50,7 +50,13 @@ type Call struct {
 
 	base   zerolog.Logger
 	logger *zerolog.Logger
+	after  func()
 }
+
+// AfterReply asks the transport to run f once the call's reply has been queued to the client
+// (used by calls whose reply must precede what they push, like events.subscribe). Only the
+// last f given is kept; it runs only when the call succeeds.
+func (c *Call) AfterReply(f func()) { c.after = f }
 
 // Log returns a logger tagged with the request (type, and user_id when logged in). It is built
 // on first use, so calls that log nothing pay nothing for it.
@@ -133,6 +139,9 @@ type Authority interface {
 	// identity. When the token is no longer valid it ends the session (so it loses every right
 	// at once) and returns a SESSION_ABORTED error.
 	Resolve(ctx context.Context, s *Session) (*Identity, error)
+	// Check is Resolve without sliding the token: it answers who the session is now, for
+	// work the client did not ask for (pushing an event). It does not end the session.
+	Check(ctx context.Context, s *Session) (*Identity, error)
 	// Release forgets a session whose connection closed (it stays logged in nowhere).
 	Release(s *Session)
 }
@@ -220,6 +229,18 @@ func (m *Methods) Release(s *Session) {
 	}
 }
 
+// Check resolves a session without sliding its token (see Authority.Check). It returns
+// PERMISSION_DENIED for a session that is not logged in.
+func (m *Methods) Check(ctx context.Context, s *Session) (*Identity, error) {
+	m.mu.RLock()
+	a := m.authority
+	m.mu.RUnlock()
+	if a == nil || !s.LoggedIn() {
+		return nil, ErrPermissionDenied
+	}
+	return a.Check(ctx, s)
+}
+
 // Types returns the registered method types, sorted.
 func (m *Methods) Types() []string {
 	m.mu.RLock()
@@ -243,11 +264,22 @@ func (m *Methods) Has(typ string) bool {
 // ErrUnknownType is the INVALID_CALL answer to a type nobody registered.
 var ErrUnknownType = E(InvalidCall, "Unknown message type.", nil)
 
-// Call dispatches one request. A logged-in session is resolved first (so an expired or revoked
+// Call dispatches one request and runs the handler's AfterReply function (if any) at once. It
+// is for transports that have no reply queue; the websocket transports use Invoke.
+func (m *Methods) Call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
+	res, after, err := m.Invoke(ctx, s, typ, content, log)
+	if after != nil {
+		after()
+	}
+	return res, err
+}
+
+// Invoke dispatches one request. A logged-in session is resolved first (so an expired or revoked
 // token answers SESSION_ABORTED whatever the type, as in Leosac), then the type is looked up
 // (INVALID_CALL), then the method's Access is enforced (PERMISSION_DENIED), then the handler
 // runs. Handlers check their own, finer rights against call.Caller.
-func (m *Methods) Call(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, error) {
+// The returned function, if not nil, must be run by the transport once the reply is queued.
+func (m *Methods) Invoke(ctx context.Context, s *Session, typ string, content json.RawMessage, log zerolog.Logger) (any, func(), error) {
 	start := time.Now()
 	m.mu.RLock()
 	e, known := m.methods[typ]
@@ -256,41 +288,44 @@ func (m *Methods) Call(ctx context.Context, s *Session, typ string, content json
 	if !known {
 		e = m.unknown
 	}
-	res, err := m.call(ctx, s, e, known, authority, content, log)
+	res, after, err := m.call(ctx, s, e, known, authority, content, log)
 	if err == nil {
 		e.ok.Inc()
 	} else {
 		ce, _ := StatusOf(err)
 		m.calls.WithLabelValues(e.Type, ce.Code.String()).Inc()
+		after = nil
 	}
 	e.dur.Observe(time.Since(start).Seconds())
-	return res, err
+	return res, after, err
 }
 
-func (m *Methods) call(ctx context.Context, s *Session, meth *entry, known bool, authority Authority, content json.RawMessage, log zerolog.Logger) (any, error) {
+func (m *Methods) call(ctx context.Context, s *Session, meth *entry, known bool, authority Authority, content json.RawMessage, log zerolog.Logger) (any, func(), error) {
 	var caller *Identity
 	if s.LoggedIn() {
 		if authority == nil {
-			return nil, E(SessionAborted, "Session aborted: no authority configured.", nil)
+			return nil, nil, E(SessionAborted, "Session aborted: no authority configured.", nil)
 		}
 		id, err := authority.Resolve(ctx, s)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		caller = id
 	}
 	if !known {
-		return nil, ErrUnknownType
+		return nil, nil, ErrUnknownType
 	}
 	switch meth.Access {
 	case LoggedIn:
 		if caller == nil {
-			return nil, ErrPermissionDenied
+			return nil, nil, ErrPermissionDenied
 		}
 	case AnonymousOnly:
 		if caller != nil {
-			return nil, E(PermissionDenied, "Permission denied: already logged in; log out first.", nil)
+			return nil, nil, E(PermissionDenied, "Permission denied: already logged in; log out first.", nil)
 		}
 	}
-	return meth.Handler(ctx, &Call{Type: meth.Type, Session: s, Caller: caller, Content: content, base: log})
+	call := &Call{Type: meth.Type, Session: s, Caller: caller, Content: content, base: log}
+	res, err := meth.Handler(ctx, call)
+	return res, call.after, err
 }

@@ -198,6 +198,24 @@ func (m *Module) Resolve(ctx context.Context, s *core.Session) (*core.Identity, 
 	return &core.Identity{UserID: u.ID, Username: u.Username, Rank: u.Rank, TokenID: tok.ID}, nil
 }
 
+// Check implements core.Authority: Resolve without sliding the token and without ending the
+// session (the next call will).
+func (m *Module) Check(ctx context.Context, s *core.Session) (*core.Identity, error) {
+	hash, _, ok := s.Token()
+	if !ok {
+		return nil, core.ErrPermissionDenied
+	}
+	tok, err := m.tokens.Peek(ctx, hash)
+	if err != nil {
+		return nil, core.E(core.SessionAborted, "Session aborted.", err)
+	}
+	u, err := m.users.Get(ctx, tok.UserID)
+	if err != nil || !u.ValidAt(m.now()) {
+		return nil, core.E(core.SessionAborted, "Session aborted.", err)
+	}
+	return &core.Identity{UserID: u.ID, Username: u.Username, Rank: u.Rank, TokenID: tok.ID}, nil
+}
+
 func (m *Module) abort(s *core.Session, hash string) {
 	m.tokens.Detach(hash, s)
 	s.Logout()

@@ -14,11 +14,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/rs/zerolog"
 	"gorm.io/gorm"
 
 	"gatehouse/core"
@@ -44,6 +47,20 @@ type Event struct {
 	After       *string   `gorm:"column:after"`
 	// Data is the topic's payload as pushed to subscribers (JSON object).
 	Data json.RawMessage `gorm:"column:data"`
+
+	// pushJSON is the encoded push content, set once before the event is published (so
+	// subscribers share it read-only) or by the one goroutine that replays it.
+	pushJSON []byte
+}
+
+// Visible reports whether the caller may see the event: viewers and above see every event;
+// other users only the events about themselves (their access decisions, their logins) or
+// done by them.
+func Visible(c *core.Identity, e *Event) bool {
+	if c.Rank >= core.RankViewer {
+		return true
+	}
+	return e.UserID != nil && *e.UserID == c.UserID || e.AuthorID != nil && *e.AuthorID == c.UserID
 }
 
 // TableName implements GORM's tabler.
@@ -53,18 +70,19 @@ func (Event) TableName() string { return "events" }
 type Log struct {
 	db  *db.DB
 	bus *core.Bus
+	log zerolog.Logger
 
-	mu    sync.Mutex
-	epoch string
+	mu     sync.Mutex
+	epoch  string
+	purged atomic.Int64 // highest seq deleted by retention
 }
 
 // Open returns the log of the database, creating its epoch on first use.
-func Open(ctx context.Context, d *db.DB, bus *core.Bus) (*Log, error) {
-	l := &Log{db: d, bus: bus}
+func Open(ctx context.Context, d *db.DB, bus *core.Bus, log zerolog.Logger) (*Log, error) {
+	l := &Log{db: d, bus: bus, log: log}
 	err := d.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var v string
-		err := tx.Raw(`SELECT value FROM meta WHERE key = 'epoch'`).Scan(&v).Error
-		if err != nil {
+		var v, purged string
+		if err := tx.Raw(`SELECT value FROM meta WHERE key = 'epoch'`).Scan(&v).Error; err != nil {
 			return err
 		}
 		if v == "" {
@@ -72,6 +90,12 @@ func Open(ctx context.Context, d *db.DB, bus *core.Bus) (*Log, error) {
 			if err := tx.Exec(`INSERT INTO meta(key, value) VALUES ('epoch', ?)`, v).Error; err != nil {
 				return err
 			}
+		}
+		if err := tx.Raw(`SELECT value FROM meta WHERE key = 'events_purged_up_to'`).Scan(&purged).Error; err != nil {
+			return err
+		}
+		if n, err := strconv.ParseInt(purged, 10, 64); err == nil {
+			l.purged.Store(n)
 		}
 		l.epoch = v
 		return nil
@@ -136,6 +160,7 @@ func (l *Log) Write(ctx context.Context, fn func(tx *Tx) error) error {
 		return err
 	}
 	for _, e := range events {
+		l.PushJSON(e) // encode once, before any subscriber shares it
 		l.bus.Publish(core.Event{Topic: e.Topic, Time: e.Time, Source: "eventlog", Data: e})
 	}
 	return nil
@@ -154,12 +179,19 @@ func (l *Log) Count(ctx context.Context, kinds []string) (int64, error) {
 	return n, nil
 }
 
-// LastSeq returns the newest seq (0 for an empty log).
-func (l *Log) LastSeq(ctx context.Context) (int64, error) {
+// LastSeq returns the newest seq ever assigned (0 for a log that never held an event); it
+// does not go back when retention deletes old events.
+func (l *Log) LastSeq(ctx context.Context) (int64, error) { return l.lastAssigned(ctx) }
+
+func (l *Log) lastAssigned(ctx context.Context) (int64, error) {
 	var n int64
-	err := l.db.Read.WithContext(ctx).Raw(`SELECT COALESCE(MAX(seq), 0) FROM events`).Scan(&n).Error
+	err := l.db.Read.WithContext(ctx).Raw(`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)`).Scan(&n).Error
 	return n, err
 }
+
+// Purged returns the highest seq that retention has deleted: a client whose since is older
+// cannot resume.
+func (l *Log) Purged() int64 { return l.purged.Load() }
 
 // secretKeys are the keys whose values are replaced by "***" in snapshots.
 var secretKeys = map[string]bool{

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"golang.org/x/time/rate"
 
@@ -36,9 +35,13 @@ type item struct {
 // pushes go through a bounded queue to the writer.
 type conn struct {
 	m    *Module
+	id   string
 	ws   *websocket.Conn
 	sess *core.Session
 	log  zerolog.Logger
+
+	events *stream  // the event subscription (events.subscribe)
+	uuids  *uuidGen // fresh uuids of pushes
 
 	ctx    context.Context // cancelled when the connection is over
 	cancel context.CancelFunc
@@ -59,10 +62,11 @@ type conn struct {
 	limiter    *rate.Limiter
 }
 
-func newConn(m *Module, ws *websocket.Conn, sess *core.Session, log zerolog.Logger) *conn {
+func newConn(m *Module, id string, ws *websocket.Conn, sess *core.Session, log zerolog.Logger) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		m: m, ws: ws, sess: sess, log: log,
+		m: m, id: id, ws: ws, sess: sess, log: log,
+		events: &stream{}, uuids: newUUIDGen(),
 		ctx: ctx, cancel: cancel,
 		in:         make(chan item, 16),
 		out:        make(chan *bytes.Buffer, m.QueueSize),
@@ -86,6 +90,9 @@ func (c *conn) serve() {
 	go func() { defer wg.Done(); c.ping() }()
 	c.read()
 	wg.Wait()
+	c.events.mu.Lock()
+	c.events.stop()
+	c.events.mu.Unlock()
 	c.m.methods.Release(c.sess)
 }
 
@@ -202,6 +209,9 @@ func (c *conn) dispatch() {
 			rep := c.handle(it.frame.Bytes())
 			c.reply(&rep)
 			putBuf(it.frame)
+			if rep.after != nil {
+				rep.after()
+			}
 			if c.pending.Add(-1) == 0 {
 				select {
 				case c.settled <- struct{}{}:
@@ -225,9 +235,9 @@ func (c *conn) handle(frame []byte) Reply {
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(c.ctx, c.m.CallTimeout.D())
-	content, err := c.m.methods.Call(ctx, c.sess, req.Type, req.Content, c.log)
+	content, after, err := c.m.methods.Invoke(ctx, c.sess, req.Type, req.Content, c.log)
 	cancel()
-	rep := Reply{UUID: req.UUID, Type: req.Type, Content: content}
+	rep := Reply{UUID: req.UUID, Type: req.Type, Content: content, after: after}
 	if err != nil {
 		ce, incident := core.StatusOf(err)
 		rep.StatusCode, rep.StatusString, rep.Content = ce.Code, ce.Msg, ce.Content
@@ -277,7 +287,7 @@ func (c *conn) Push(typ string, content any) bool {
 		return false
 	default:
 	}
-	b := c.encode(&Reply{UUID: uuid.NewString(), Type: typ, Content: content})
+	b := c.encode(&Reply{UUID: c.uuids.next(), Type: typ, Content: content})
 	select {
 	case c.out <- b:
 		return true
@@ -288,11 +298,22 @@ func (c *conn) Push(typ string, content any) bool {
 	}
 }
 
+// encodeEvent returns an "event" push frame around already encoded content.
+func (c *conn) encodeEvent(content []byte) *bytes.Buffer {
+	b := getBuf()
+	b.WriteString(`{"uuid":"`)
+	b.WriteString(c.uuids.next())
+	b.WriteString(`","type":"event","status_code":0,"status_string":"","content":`)
+	b.Write(content)
+	b.WriteByte('}')
+	return b
+}
+
 // lagged closes a client that cannot keep up: its queue is dropped, it gets a lagged notice and
 // the close code 4001, and it may resume with since.
 func (c *conn) lagged() {
 	c.m.slow.Inc()
-	notice, _ := json.Marshal(Reply{UUID: uuid.NewString(), Type: "lagged",
+	notice, _ := json.Marshal(Reply{UUID: c.uuids.next(), Type: "lagged",
 		Content: map[string]string{"reason": "The client did not keep up; resume with since."}})
 	c.requestClose(CloseLagged, "lagged", notice, true)
 	c.log.Warn().Msg("slow client closed (lagged)")

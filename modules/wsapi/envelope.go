@@ -22,6 +22,8 @@ type Reply struct {
 	StatusCode   core.Code `json:"status_code"`
 	StatusString string    `json:"status_string"`
 	Content      any       `json:"content"`
+
+	after func() // run once the reply is queued (core.Call.AfterReply)
 }
 
 // Limits on the envelope's strings; longer ones are malformed (and not echoed).

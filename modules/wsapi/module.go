@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
+	"gatehouse/modules/eventlog"
 )
 
 // ModuleID is the websocket module's ID.
@@ -37,6 +38,9 @@ type Module struct {
 	ReadLimit int64 `json:"read_limit"`
 	// QueueSize bounds the frames waiting to be written to one client. Default 256.
 	QueueSize int `json:"queue_size"`
+	// EventQueue bounds the live events waiting for one subscribed client on top of QueueSize;
+	// a client that falls further behind gets a lagged notice and close 4001. Default 4096.
+	EventQueue int `json:"event_queue"`
 	// PingInterval and PingTimeout drive keep-alive pings. Defaults 30s and 15s.
 	PingInterval core.Duration `json:"ping_interval"`
 	PingTimeout  core.Duration `json:"ping_timeout"`
@@ -57,8 +61,11 @@ type Module struct {
 	cfg     core.Config
 	modules func() []string
 
+	events *eventlog.Log // nil when the eventlog module is not loaded
+
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	bySess   map[*core.Session]*conn
 	shutdown bool
 	wg       sync.WaitGroup
 
@@ -85,6 +92,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.QueueSize <= 0 {
 		m.QueueSize = 256
 	}
+	if m.EventQueue <= 0 {
+		m.EventQueue = 4096
+	}
 	if m.PingInterval <= 0 {
 		m.PingInterval = core.Duration(30 * time.Second)
 	}
@@ -109,6 +119,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.cfg = ctx.Config()
 	m.modules = ctx.ModuleIDs
 	m.conns = make(map[*conn]struct{})
+	m.bySess = make(map[*core.Session]*conn)
 	m.connGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_ws_connections", Help: "Open Leosac-dialect websocket connections."})
 	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
@@ -121,6 +132,10 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	ctx.Handle(m.Path, http.HandlerFunc(m.serveWS))
 	m.registerGeneral(ctx.Methods())
+	if mod, ok := ctx.Module(eventlog.ModuleID); ok {
+		m.events = mod.(*eventlog.Module).Log()
+		m.registerEvents(ctx.Methods())
+	}
 	return nil
 }
 
@@ -176,8 +191,9 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 			c.Push("session_closed", map[string]string{"reason": reason})
 		}
 	})
-	log := m.log.With().Str("conn", shortID()).Str("remote", r.RemoteAddr).Logger()
-	c = newConn(m, ws, sess, log)
+	id := shortID()
+	log := m.log.With().Str("conn", id).Str("remote", r.RemoteAddr).Logger()
+	c = newConn(m, id, ws, sess, log)
 
 	m.mu.Lock()
 	if m.shutdown {
@@ -186,6 +202,7 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m.conns[c] = struct{}{}
+	m.bySess[sess] = c
 	m.mu.Unlock()
 	m.connGauge.Inc()
 	log.Debug().Msg("websocket connected")
@@ -194,9 +211,17 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	m.mu.Lock()
 	delete(m.conns, c)
+	delete(m.bySess, sess)
 	m.mu.Unlock()
 	m.connGauge.Dec()
 	log.Debug().Msg("websocket closed")
+}
+
+// connOf returns the connection of a session (nil for sessions of other transports).
+func (m *Module) connOf(s *core.Session) *conn {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bySess[s]
 }
 
 // Connections returns the number of open connections.
