@@ -6,6 +6,7 @@ package resource
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -270,7 +271,8 @@ func DBError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := err.(*core.Error); ok {
+	var ce *core.Error
+	if errors.As(err, &ce) {
 		return err
 	}
 	return core.E(core.DatabaseError, "Database error.", err)

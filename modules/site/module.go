@@ -43,4 +43,30 @@ func (m *Module) Provision(ctx *core.Context) error {
 	return nil
 }
 
-func (m *Module) register(reg *core.Methods) {}
+// register adds the module's calls to the registry. Every one needs a logged-in caller; finer
+// rights are checked by each handler (and, for changes, inside the write transaction).
+func (m *Module) register(reg *core.Methods) {
+	reg.Register(
+		core.Method{Type: "door.read", Handler: m.doorRead},
+		core.Method{Type: "door.create", Handler: m.doorCreate},
+		core.Method{Type: "door.update", Handler: m.doorUpdate},
+		core.Method{Type: "door.delete", Handler: m.doorDelete},
+		core.Method{Type: "access_point.read", Handler: m.accessPointRead},
+		core.Method{Type: "access_point.create", Handler: m.accessPointCreate},
+		core.Method{Type: "access_point.update", Handler: m.accessPointUpdate},
+		core.Method{Type: "access_point.delete", Handler: m.accessPointDelete},
+		core.Method{Type: "zone.read", Handler: m.zoneRead},
+		core.Method{Type: "zone.create", Handler: m.zoneCreate},
+		core.Method{Type: "zone.update", Handler: m.zoneUpdate},
+		core.Method{Type: "zone.delete", Handler: m.zoneDelete},
+		core.Method{Type: "schedule.read", Handler: m.scheduleRead},
+		core.Method{Type: "schedule.create", Handler: m.scheduleCreate},
+		core.Method{Type: "schedule.update", Handler: m.scheduleUpdate},
+		core.Method{Type: "schedule.delete", Handler: m.scheduleDelete},
+		core.Method{Type: "search.door_alias", Handler: m.searchDoorAlias},
+		core.Method{Type: "search.access_point_alias", Handler: m.searchAccessPointAlias},
+		core.Method{Type: "search.schedule_name", Handler: m.searchScheduleName},
+		core.Method{Type: "search.zone_alias", Handler: m.searchZoneAlias},
+		core.Method{Type: "access_overview", Handler: m.accessOverview},
+	)
+}
