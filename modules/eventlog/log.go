@@ -124,8 +124,9 @@ func (t *Tx) Append(e *Event) error {
 		return fmt.Errorf("append event: invalid topic %q", e.Topic)
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
+		e.Time = time.Now()
 	}
+	e.Time = e.Time.UTC() // stored as text: one offset keeps comparisons right
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("{}")
 	}
