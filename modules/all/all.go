@@ -6,7 +6,10 @@ import (
 	"gatehouse/modules/audit"
 	"gatehouse/modules/auth"
 	"gatehouse/modules/directory"
+	"gatehouse/modules/doorman"
+	"gatehouse/modules/engine"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
 	"gatehouse/modules/token"
 	"gatehouse/modules/wsapi"
@@ -22,6 +25,9 @@ func Infos() []core.ModuleInfo {
 		directory.Info(),
 		site.Info(),
 		audit.Info(),
+		engine.Info(),
+		doorman.Info(),
+		simulator.Info(),
 		wsapi.Info(),
 	}
 }

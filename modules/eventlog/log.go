@@ -143,6 +143,14 @@ func (t *Tx) Append(e *Event) error {
 	return nil
 }
 
+// LastSeq returns the seq of the event last appended in this transaction (0 if none).
+func (t *Tx) LastSeq() int64 {
+	if len(t.pending) == 0 {
+		return 0
+	}
+	return t.pending[len(t.pending)-1].Seq
+}
+
 // Write runs fn in one transaction on the writer; if fn returns nil the transaction commits
 // and every appended event is published on the bus, in seq order, before Write returns.
 func (l *Log) Write(ctx context.Context, fn func(tx *Tx) error) error {
