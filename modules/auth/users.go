@@ -68,6 +68,7 @@ type Users struct {
 
 	mu    sync.RWMutex
 	cache map[int64]User
+	gen   uint64 // bumped by every Invalidate: a load that raced one is not cached
 }
 
 // NewUsers returns a Users on the database.
@@ -80,6 +81,7 @@ var ErrNoUser = errors.New("no such user")
 func (us *Users) Get(ctx context.Context, id int64) (User, error) {
 	us.mu.RLock()
 	u, ok := us.cache[id]
+	gen := us.gen
 	us.mu.RUnlock()
 	if ok {
 		return u, nil
@@ -92,10 +94,12 @@ func (us *Users) Get(ctx context.Context, id int64) (User, error) {
 		return User{}, fmt.Errorf("load user %d: %w", id, err)
 	}
 	us.mu.Lock()
-	if len(us.cache) > 100_000 {
-		clear(us.cache)
+	if us.gen == gen { // no invalidation since the read began: the row is current
+		if len(us.cache) > 100_000 {
+			clear(us.cache)
+		}
+		us.cache[id] = u
 	}
-	us.cache[id] = u
 	us.mu.Unlock()
 	return u, nil
 }
@@ -158,5 +162,6 @@ func (us *Users) SetPasswordHash(ctx context.Context, id int64, hash string) err
 func (us *Users) Invalidate(id int64) {
 	us.mu.Lock()
 	delete(us.cache, id)
+	us.gen++
 	us.mu.Unlock()
 }
