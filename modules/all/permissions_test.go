@@ -75,7 +75,9 @@ type row struct {
 	noCall bool
 }
 
-func c(m map[string]any) func(fixtures, core.Rank) any { return func(fixtures, core.Rank) any { return m } }
+func c(m map[string]any) func(fixtures, core.Rank) any {
+	return func(fixtures, core.Rank) any { return m }
+}
 
 func table() []row {
 	return []row{
