@@ -12,6 +12,7 @@ import (
 	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
 	"gatehouse/modules/token"
+	"gatehouse/modules/wiegandreader"
 	"gatehouse/modules/wsapi"
 )
 
@@ -28,6 +29,7 @@ func Infos() []core.ModuleInfo {
 		engine.Info(),
 		doorman.Info(),
 		simulator.Info(),
+		wiegandreader.Info(),
 		wsapi.Info(),
 	}
 }
