@@ -12,6 +12,7 @@ import (
 	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
 	"gatehouse/modules/token"
+	"gatehouse/modules/webhook"
 	"gatehouse/modules/wiegandreader"
 	"gatehouse/modules/wsapi"
 )
@@ -30,6 +31,7 @@ func Infos() []core.ModuleInfo {
 		doorman.Info(),
 		simulator.Info(),
 		wiegandreader.Info(),
+		webhook.Info(),
 		wsapi.Info(),
 	}
 }

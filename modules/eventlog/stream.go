@@ -153,6 +153,14 @@ func (s *Stream) run(ctx context.Context) error {
 			s.sink.Lagged()
 			return nil
 		case ev := <-s.sub.C():
+			// An event taken after a drop must not be delivered before the lag is noticed:
+			// the client would resume past the gap.
+			select {
+			case <-s.sub.Lagged():
+				s.sink.Lagged()
+				return nil
+			default:
+			}
 			e, ok := ev.Data.(*Event)
 			if !ok || ev.Source != "eventlog" || e.Seq <= sent {
 				continue
