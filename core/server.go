@@ -151,11 +151,14 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
+	// Healthy before the ready line: whoever reads that line may rely on /healthz at once.
+	s.current.Load().healthy.Store(true)
 	s.log.Info().Str("url", s.URL()).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
 
 	var runErr error
 	for {
 		app := s.current.Load()
+		app.healthy.Store(true)
 		appCtx, cancelApp := context.WithCancel(context.Background())
 		appDone := make(chan error, 1)
 		go func() { appDone <- app.Run(appCtx) }()
