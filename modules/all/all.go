@@ -5,6 +5,7 @@ import (
 	"gatehouse/core"
 	"gatehouse/modules/audit"
 	"gatehouse/modules/auth"
+	"gatehouse/modules/demo"
 	"gatehouse/modules/directory"
 	"gatehouse/modules/doorman"
 	"gatehouse/modules/engine"
@@ -30,6 +31,7 @@ func Infos() []core.ModuleInfo {
 		engine.Info(),
 		doorman.Info(),
 		simulator.Info(),
+		demo.Info(),
 		wiegandreader.Info(),
 		webhook.Info(),
 		wsapi.Info(),
