@@ -7,6 +7,7 @@
 package directory
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/rs/zerolog"
@@ -27,14 +28,23 @@ func Info() core.ModuleInfo {
 
 // Module is the directory module.
 type Module struct {
+	// DisableUserView makes user.read always read the database instead of the in-memory view
+	// of users (userview.go): for diagnosis, and for tests that compare the two.
+	DisableUserView bool `json:"disable_user_view"`
+
 	log    zerolog.Logger
 	db     *db.DB
 	events *eventlog.Log
 	auth   *auth.Module
 	pins   *PINHasher
+	view   *userView // nil when disabled
 }
 
-var _ core.Provisioner = (*Module)(nil)
+var (
+	_ core.Provisioner  = (*Module)(nil)
+	_ core.Runner       = (*Module)(nil)
+	_ core.CleanerUpper = (*Module)(nil)
+)
 
 // Provision wires the module to the auth module and the event log and registers its calls.
 func (m *Module) Provision(ctx *core.Context) error {
@@ -52,10 +62,38 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.log = ctx.Logger
 	m.db = ctx.DB()
+	if !m.DisableUserView {
+		if m.view, err = newUserView(m.db, ctx.Bus(), m.log); err != nil {
+			return err
+		}
+		// A small site's view is built before the first call; a large one's in Run, while
+		// user.read reads the database.
+		if err := m.view.buildIfSmall(context.Background()); err != nil {
+			m.log.Error().Err(err).Msg("user view: build failed; it is retried in the background")
+		}
+	}
 	reg := ctx.Methods()
 	m.registerGroups(reg)
 	m.registerUsers(reg)
 	m.registerCredentials(reg)
+	return nil
+}
+
+// Run keeps the in-memory view of users current (building it first on a large site) until ctx
+// is done.
+func (m *Module) Run(ctx context.Context) error {
+	if m.view == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return m.view.Run(ctx)
+}
+
+// Cleanup stops following changes.
+func (m *Module) Cleanup() error {
+	if m.view != nil {
+		m.view.Close()
+	}
 	return nil
 }
 

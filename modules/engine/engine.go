@@ -134,9 +134,13 @@ func (e *Engine) reloadAll(ctx context.Context) error {
 	return nil
 }
 
-// Run applies change events as they come until ctx is done. If the engine ever fell behind
-// (its queue overflowed), it reloads everything.
+// Run applies queued change events every few milliseconds until ctx is done. Events are only
+// ever taken off the queue under the apply lock (here and in Decide's sync), so a decision can
+// never run while an acknowledged change is off the queue but not yet applied. If the engine
+// fell behind (its queue overflowed), it reloads everything.
 func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -146,10 +150,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			if err := e.recover(ctx); err != nil {
 				return err
 			}
-		case ev := <-e.sub.C():
-			e.applyMu.Lock()
-			e.apply(ctx, ev)
-			e.applyMu.Unlock()
+		case <-t.C:
+			e.sync(ctx)
 		}
 	}
 }
