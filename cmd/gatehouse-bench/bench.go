@@ -27,6 +27,9 @@ type startupResult struct {
 	Round          int           `json:"round"`
 	StartToHealthy time.Duration `json:"start_to_healthy_ns"`
 	IdleRSS        int64         `json:"idle_rss_bytes"`
+	// Seeded marks the start on the seeded site's data directory: reported, but the startup
+	// targets are those of a fresh server.
+	Seeded bool `json:"seeded,omitempty"`
 }
 
 // bench measures what opts select and writes the human-readable report to out as it goes.
@@ -68,21 +71,46 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 		}
 	}()
 
+	var load []*scenario
+	seed := false
+	for _, sc := range scenarios[1:] {
+		if !opts.selected(sc.name) || sc.server == siteServer && !opts.site {
+			continue
+		}
+		if !slices.ContainsFunc(opts.shapes, func(s loadShape) bool { return sc.runsAt(s.Name) }) {
+			continue
+		}
+		load = append(load, sc)
+		seed = seed || sc.server == siteServer
+	}
+	seed = seed || opts.site && opts.selected("startup")
+
+	// The site is seeded once, before anything is measured, and serves every round.
+	var site *seedResult
+	if seed {
+		dir, err := os.MkdirTemp(tmp, "site-")
+		if err != nil {
+			return nil, err
+		}
+		size := fullSite
+		if opts.quick {
+			size = quickSite
+		}
+		if site, err = seedSite(ctx, dir, size, out); err != nil {
+			return nil, err
+		}
+		rep.Seed = site
+	}
+
 	if opts.selected("startup") {
-		if err := measureStartups(ctx, opts, tmp, rep, out); err != nil {
+		if err := measureStartups(ctx, opts, tmp, site, rep, out); err != nil {
 			return nil, err
 		}
 	}
 
-	var load []*scenario
-	for _, sc := range scenarios[1:] {
-		if opts.selected(sc.name) {
-			load = append(load, sc)
-		}
-	}
 	if len(load) > 0 || opts.selected(scenarios[0].name) {
 		load = append([]*scenario{scenarios[0]}, load...)
-		if err := runScenarios(ctx, opts, tmp, load, rep, out); err != nil {
+		if err := runScenarios(ctx, opts, tmp, site, load, rep, out); err != nil {
 			return nil, err
 		}
 	}
@@ -93,8 +121,9 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 }
 
 // measureStartups starts gatehouse on an empty data directory, again on that (now existing)
-// directory, and the baseline for reference, once per round, with nothing else running.
-func measureStartups(ctx context.Context, opts options, tmp string, rep *report, out io.Writer) error {
+// directory, on the seeded site's directory if there is one, and the baseline for reference,
+// once per round, with nothing else running.
+func measureStartups(ctx context.Context, opts options, tmp string, site *seedResult, rep *report, out io.Writer) error {
 	fmt.Fprintf(out, "startup: exec → first 200 from GET /healthz (polled every %v); VmRSS after %v idle\n", healthPoll, opts.idle)
 	fmt.Fprintf(out, "%-5s  %-31s %10s %12s\n", "round", "server", "start", "idle RSS")
 	for round := 1; round <= opts.rounds; round++ {
@@ -102,20 +131,25 @@ func measureStartups(ctx context.Context, opts options, tmp string, rep *report,
 		if err != nil {
 			return err
 		}
-		runs := []struct {
-			name string
-			args []string
-		}{
-			{"gatehouse (empty data dir)", []string{cmdServeGatehouse, "--data", data}},
-			{"gatehouse (existing data dir)", []string{cmdServeGatehouse, "--data", data}},
-			{"baseline", []string{cmdServeBaseline}},
+		type startRun struct {
+			name   string
+			args   []string
+			seeded bool
 		}
+		runs := []startRun{
+			{"gatehouse (empty data dir)", []string{cmdServeGatehouse, "--data", data}, false},
+			{"gatehouse (existing data dir)", []string{cmdServeGatehouse, "--data", data}, false},
+		}
+		if site != nil {
+			runs = append(runs, startRun{siteStartName, []string{cmdServeGatehouse, "--data", site.Dir}, true})
+		}
+		runs = append(runs, startRun{"baseline", []string{cmdServeBaseline}, false})
 		for _, r := range runs {
 			res, err := measureStartup(ctx, r.name, r.args, opts.idle)
 			if err != nil {
 				return err
 			}
-			res.Round = round
+			res.Round, res.Seeded = round, r.seeded
 			rep.Startup = append(rep.Startup, res)
 			fmt.Fprintf(out, "%-5d  %-31s %10s %12s\n", round, r.name, fmtDur(res.StartToHealthy), fmtBytes(res.IdleRSS))
 		}
@@ -145,15 +179,19 @@ func measureStartup(ctx context.Context, name string, args []string, idle time.D
 	return res, c.stop()
 }
 
+// siteStartName is the startup row of gatehouse on the seeded site.
+const siteStartName = "gatehouse (seeded site)"
+
 func childEnv() []string {
 	return []string{core.EnvPrefix + "ADMIN_PASSWORD=" + benchPassword}
 }
 
-// runScenarios starts one baseline and one gatehouse child and runs every scenario at every
-// load shape, round after round. Within a round, each load shape runs its scenarios back to
-// back, in reverse order every other round, so slow drifts of the machine hit both servers
-// alike.
-func runScenarios(ctx context.Context, opts options, tmp string, load []*scenario, rep *report, out io.Writer) (err error) {
+// runScenarios starts one child per server the scenarios need (the baseline, gatehouse on a
+// fresh data directory, gatehouse on the seeded site) and runs every scenario at every load
+// shape it runs at, round after round; the baseline runs at every shape another scenario runs
+// at. Within a round, each load shape runs its scenarios back to back, in reverse order every
+// other round, so slow drifts of the machine hit the servers alike.
+func runScenarios(ctx context.Context, opts options, tmp string, site *seedResult, load []*scenario, rep *report, out io.Writer) (err error) {
 	servers := map[serverKind]*child{}
 	defer func() {
 		for _, c := range servers {
@@ -163,8 +201,23 @@ func runScenarios(ctx context.Context, opts options, tmp string, load []*scenari
 		}
 	}()
 	need := map[serverKind]bool{}
-	for _, sc := range load {
+	for i, sc := range load {
 		need[sc.server] = true
+		if sc.siteRequest != nil {
+			if site == nil {
+				return fmt.Errorf("%s: no seeded site", sc.name)
+			}
+			bound := *sc
+			bound.request = sc.siteRequest(site.Size)
+			load[i] = &bound
+		}
+	}
+	// runsAt is sc.runsAt, except that the baseline runs wherever another scenario does.
+	runsAt := func(sc *scenario, shape string) bool {
+		if sc.server != baselineServer {
+			return sc.runsAt(shape)
+		}
+		return slices.ContainsFunc(load, func(o *scenario) bool { return o.server != baselineServer && o.runsAt(shape) })
 	}
 	if need[baselineServer] {
 		args := []string{cmdServeBaseline}
@@ -198,7 +251,30 @@ func runScenarios(ctx context.Context, opts options, tmp string, load []*scenari
 			return err
 		}
 	}
+	if need[siteServer] {
+		args := []string{cmdServeGatehouse, "--data", site.Dir}
+		if opts.siteProfile != "" {
+			args = append(args, "--cpuprofile", opts.siteProfile)
+		}
+		c, err := startChild(ctx, siteStartName, args, childEnv(), os.Stderr)
+		if err != nil {
+			return err
+		}
+		servers[siteServer] = c
+		if _, err := c.waitHealthy(ctx); err != nil {
+			return err
+		}
+	}
 
+	if slices.ContainsFunc(opts.shapes, func(s loadShape) bool {
+		return s.Name == "dashboard" && slices.ContainsFunc(load, func(sc *scenario) bool { return runsAt(sc, s.Name) })
+	}) {
+		fmt.Fprintf(out, "dashboard shape: 4 operators at once on the web UI of a large site, 1 request in flight each, sent at\n"+
+			"random moments, %d req/s per connection on average: a fast typist whose every keystroke fires a search,\n"+
+			"or paging through the audit log as fast as pages come (more than people do, short of saturating the\n"+
+			"server). The latency shape is one request at a time, back to back. Search and audit page targets:\n"+
+			"p99 ≤ 20 ms at both.\n\n", dashboardRate)
+	}
 	writeRunHeader(out)
 	for round := 1; round <= opts.rounds; round++ {
 		order := slices.Clone(load)
@@ -207,6 +283,9 @@ func runScenarios(ctx context.Context, opts options, tmp string, load []*scenari
 		}
 		for _, shape := range opts.shapes {
 			for _, sc := range order {
+				if !runsAt(sc, shape.Name) {
+					continue
+				}
 				srv := servers[sc.server]
 				res, err := runLoad(ctx, srv.wsURL(), srv.cmd.Process.Pid, sc, shape, opts.warmup, opts.duration)
 				if err != nil {

@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"gatehouse/db"
+	"gatehouse/modules/auth/password"
 )
 
 // TestMain lets the test binary act as the bench's child servers: the bench re-executes
@@ -21,8 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestQuick runs the whole tool in -quick -json mode against real child servers and checks
-// that everything was measured. Timing targets are not asserted: machines are noisy.
+// TestQuick runs the whole tool in -quick -json mode against real child servers, the small
+// seeded site included, and checks that everything was measured. Timing targets are not
+// asserted: machines are noisy.
 func TestQuick(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -43,10 +50,14 @@ func TestQuick(t *testing.T) {
 	}
 
 	want := map[string]bool{}
+	nTargets := 0
 	for _, sc := range scenarios {
-		for _, shape := range []string{"throughput", "latency"} {
-			want[sc.name+"/"+shape] = true
+		for _, shape := range []string{"throughput", "latency", "dashboard"} {
+			if sc.runsAt(shape) || sc.server == baselineServer {
+				want[sc.name+"/"+shape] = true
+			}
 		}
+		nTargets += len(sc.targets)
 	}
 	for _, r := range rep.Runs {
 		key := r.Scenario + "/" + r.Shape.Name
@@ -61,20 +72,31 @@ func TestQuick(t *testing.T) {
 	for key := range want {
 		t.Errorf("%s: not run", key)
 	}
-	if len(rep.Startup) != 3 {
-		t.Errorf("startup: %d results, want 3", len(rep.Startup))
+	if len(rep.Startup) != 4 {
+		t.Errorf("startup: %d results, want 4", len(rep.Startup))
 	}
+	seeded := 0
 	for _, s := range rep.Startup {
 		if s.StartToHealthy <= 0 || s.IdleRSS <= 0 {
 			t.Errorf("startup of %s: start %v, RSS %d", s.Server, s.StartToHealthy, s.IdleRSS)
 		}
+		if s.Seeded {
+			seeded++
+		}
 	}
-	// Two load targets per gatehouse scenario, RSS and start for both gatehouse starts.
-	if n := len(rep.Targets); n != 2*(len(scenarios)-1)+4 {
-		t.Errorf("%d targets evaluated:\n%+v", n, rep.Targets)
+	if seeded != 1 {
+		t.Errorf("%d starts on the seeded site, want 1", seeded)
+	}
+	if rep.Seed == nil || rep.Seed.Size != quickSite || rep.Seed.Total <= 0 || len(rep.Seed.Parts) == 0 {
+		t.Errorf("seed: %+v, want the quick site seeded", rep.Seed)
+	}
+	// Every scenario target, RSS and start for both fresh gatehouse starts, the seeding.
+	if n := len(rep.Targets); n != nTargets+4+1 {
+		t.Errorf("%d targets evaluated, want %d:\n%+v", n, nTargets+5, rep.Targets)
 	}
 	human := stderr.String()
-	for _, label := range []string{"startup:", "results", "targets", "conns×inflight", "vs baseline"} {
+	for _, label := range []string{"startup:", "seeding a site", "seeded site:", "dashboard shape:", "results", "targets",
+		"conns×inflight", "vs baseline"} {
 		if !strings.Contains(human, label) {
 			t.Errorf("the human-readable report lacks %q", label)
 		}
@@ -91,9 +113,18 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.duration != 500*time.Millisecond || o.rounds != 1 || len(o.shapes) != 2 ||
-		o.shapes[0].Conns != 4 || o.shapes[0].Inflight != 2 || o.shapes[1].Conns != 1 || o.shapes[1].Inflight != 1 {
+	if o.duration != 500*time.Millisecond || o.rounds != 1 || len(o.shapes) != 3 || !o.site ||
+		o.shapes[0].Conns != 4 || o.shapes[0].Inflight != 2 || o.shapes[1].Conns != 1 || o.shapes[1].Inflight != 1 ||
+		o.shapes[2].Name != "dashboard" || o.shapes[2].Conns != 4 || o.shapes[2].Inflight != 1 || o.shapes[2].Rate != dashboardRate ||
+		!o.shapes[2].Poisson {
 		t.Errorf("-quick: %+v", o)
+	}
+	o, err = parseFlags([]string{"-site=false", "-shapes", "latency"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.site || len(o.shapes) != 1 || o.shapes[0].Name != "latency" {
+		t.Errorf("-site=false -shapes latency: %+v", o)
 	}
 	o, err = parseFlags([]string{"-duration", "2s", "-rounds", "3", "-scenarios", "whoami,startup"}, &out)
 	if err != nil {
@@ -102,7 +133,8 @@ func TestFlags(t *testing.T) {
 	if o.duration != 2*time.Second || o.rounds != 3 || !o.selected("whoami") || !o.selected("startup") || o.selected("get_leosac_version") {
 		t.Errorf("flags: %+v", o)
 	}
-	for _, args := range [][]string{{"-scenarios", "nope"}, {"-shapes", "nope"}, {"-rounds", "0"}, {"-duration", "0s"}, {"extra"}} {
+	for _, args := range [][]string{{"-scenarios", "nope"}, {"-shapes", "nope"}, {"-rounds", "0"}, {"-duration", "0s"}, {"extra"},
+		{"-site=false", "-scenarios", "user.read"}} {
 		if _, err := parseFlags(args, &out); err == nil {
 			t.Errorf("%q: no error", args)
 		}
@@ -151,5 +183,189 @@ func TestParseHead(t *testing.T) {
 				t.Errorf("parseHead(%s) = %q, %d, %v; want %q, %d, %v", tc.frame, id, code, ok, tc.id, tc.code, tc.ok)
 			}
 		})
+	}
+}
+
+// testSite is small: under the race detector the pure-Go SQLite inserts some 20 times slower.
+var testSite = siteSize{Users: 300, Credentials: 600, Doors: 20, Groups: 5, MembersPerGroup: 30,
+	Schedules: 10, MappingsPerSchedule: 4, Events: 3_000}
+
+// TestSeed seeds a small site and checks what gatehouse will find: the row counts, a schema
+// identical to the migrations' (the seeder drops and recreates indexes), foreign keys and
+// integrity intact, unique 26-bit card numbers, event counts that match the log, and an admin
+// whose password is the bench password.
+func TestSeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	res, err := seedSite(ctx, dir, testSite, &out)
+	if err != nil {
+		t.Fatalf("seed: %v\n%s", err, out.String())
+	}
+	if res.Total <= 0 || res.DBBytes <= 0 || res.part("users") <= 0 || res.part("events") <= 0 {
+		t.Errorf("seed result %+v", res)
+	}
+	if _, err := seedSite(ctx, dir, testSite, io.Discard); err == nil {
+		t.Error("seeding a directory that has users again: no error")
+	}
+
+	d, err := db.Open(ctx, dir, zerolog.Nop(), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fresh, err := db.Open(ctx, t.TempDir(), zerolog.Nop(), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	schema := func(d *db.DB) string {
+		var rows []string
+		if err := d.Read.Raw(`SELECT type || ' ' || name || ' ' || COALESCE(sql, '') FROM sqlite_master
+			WHERE name NOT LIKE 'sqlite_stat%' ORDER BY type, name`).Scan(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(rows, "\n")
+	}
+	if got, want := schema(d), schema(fresh); got != want {
+		t.Errorf("schema of the seeded database differs from a fresh one:\n%s\n---\n%s", got, want)
+	}
+
+	s := testSite
+	mappings := s.Schedules * s.MappingsPerSchedule
+	for _, c := range []struct {
+		query string
+		want  int64
+	}{
+		{`SELECT count(*) FROM users`, int64(s.Users) + 1},
+		{`SELECT count(*) FROM users WHERE username GLOB 'user[0-9][0-9][0-9][0-9][0-9][0-9]' AND rank = 0
+			AND password_hash = '' AND validity_enabled = 1 AND version = 1`, int64(s.Users)},
+		{`SELECT count(*) FROM credentials WHERE type = 'rfid-card' AND nb_bits = 26 AND alias_fold = lower(alias)
+			AND owner_id IS NOT NULL AND card_id GLOB '0[0-3]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]'`, int64(s.Credentials)},
+		{`SELECT count(DISTINCT card_id) FROM credentials`, int64(s.Credentials)},
+		{`SELECT max(n) FROM (SELECT count(*) AS n FROM credentials GROUP BY owner_id)`, 2},
+		{`SELECT count(*) FROM doors d JOIN access_points a ON a.id = d.access_point_id WHERE d.alias_fold = lower(d.alias)`, int64(s.Doors)},
+		{`SELECT count(*) FROM groups`, int64(s.Groups)},
+		{`SELECT count(*) FROM memberships`, int64(s.Groups * s.MembersPerGroup)},
+		{`SELECT count(*) FROM schedules`, int64(s.Schedules)},
+		{`SELECT count(*) FROM schedule_mappings`, int64(mappings)},
+		{`SELECT count(*) FROM mapping_users`, int64(mappings * usersPerMapping)},
+		{`SELECT count(*) FROM mapping_groups`, int64(mappings * groupsPerMapping)},
+		{`SELECT count(*) FROM mapping_doors`, int64(mappings * doorsPerMapping)},
+		{`SELECT count(*) FROM events`, int64(s.Events)},
+		{`SELECT sum(n) FROM event_counts`, int64(s.Events)},
+		{`SELECT count(*) FROM event_counts c WHERE n = (SELECT count(*) FROM events e WHERE e.kind = c.kind)`, 4},
+		{`SELECT count(*) FROM events a JOIN events b ON b.seq = a.seq + 1 WHERE b.time < a.time`, 0},
+		{`SELECT count(*) FROM events WHERE kind = 'audit-auth-event' AND (user_id IS NULL OR door_id IS NULL
+			OR event_mask NOT IN (1 << 30, 1 << 31) OR topic NOT IN ('access.granted', 'access.denied'))`, 0},
+		{`SELECT count(*) FROM events WHERE kind = 'audit-door-event' AND (door_id IS NULL OR event_mask <> 1 << 32
+			OR topic <> 'door.' || door_id || '.opened')`, 0},
+	} {
+		var n int64
+		if err := d.Read.Raw(c.query).Scan(&n).Error; err != nil {
+			t.Fatalf("%s: %v", c.query, err)
+		}
+		if n != c.want {
+			t.Errorf("%s = %d, want %d", c.query, n, c.want)
+		}
+	}
+	var check string
+	if err := d.Read.Raw(`PRAGMA integrity_check`).Scan(&check).Error; err != nil || check != "ok" {
+		t.Errorf("integrity_check = %q, %v", check, err)
+	}
+	var violations []map[string]any
+	if err := d.Read.Raw(`PRAGMA foreign_key_check`).Scan(&violations).Error; err != nil || len(violations) > 0 {
+		t.Errorf("foreign_key_check = %v, %v", violations, err)
+	}
+	var admin struct {
+		ID           int64
+		Username     string
+		PasswordHash string
+		Rank         int
+	}
+	if err := d.Read.Raw(`SELECT id, username, password_hash, rank FROM users WHERE id = ?`, adminID).Scan(&admin).Error; err != nil {
+		t.Fatal(err)
+	}
+	if admin.Username != adminUser || admin.Rank != 4 {
+		t.Errorf("admin row %+v", admin)
+	}
+	if err := password.NewHasher(password.DefaultParams, 1).Verify(ctx, admin.PasswordHash, benchPassword); err != nil {
+		t.Errorf("the admin's hash does not verify the bench password: %v", err)
+	}
+	var created time.Time
+	if err := d.Read.Raw(`SELECT created_at FROM users WHERE id = 2`).Scan(&created).Error; err != nil ||
+		time.Since(created) < 0 || time.Since(created) > time.Hour {
+		t.Errorf("created_at of a seeded user reads back as %v, %v", created, err)
+	}
+}
+
+// TestCardID checks that card numbers are distinct 26-bit values written as four hex bytes.
+func TestCardID(t *testing.T) {
+	seen := map[string]bool{}
+	for c := 1; c <= fullSite.Credentials; c++ {
+		id := cardID(c)
+		if len(id) != 11 || id[2] != ':' || id[5] != ':' || id[8] != ':' || id[0] != '0' || id[1] > '3' {
+			t.Fatalf("cardID(%d) = %q", c, id)
+		}
+		if seen[id] {
+			t.Fatalf("cardID(%d) = %q repeats", c, id)
+		}
+		seen[id] = true
+	}
+}
+
+// TestInserterJSON checks the inserter's JSON encoding of awkward strings round-trips.
+func TestInserterJSON(t *testing.T) {
+	for _, s := range []string{"", `a"b`, `back\slash`, "tab\tnew\nline\x01", "é漢😀", `{"json":[1,"x"]}`} {
+		var back string
+		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil || back != s {
+			t.Errorf("appendJSONString(%q) → %q, %v", s, back, err)
+		}
+	}
+}
+
+// TestPoissonPacing checks the schedule of a Poisson-paced connection: exponential gaps of the
+// right mean, a random first one, and a next send always in the future of the last. Nothing
+// here depends on how fast the machine is.
+func TestPoissonPacing(t *testing.T) {
+	t.Parallel()
+	const rate = 200
+	b := newTokenBucket(rate, true)
+	defer b.timer.Stop()
+	const n = 20_000
+	var sum, sumSq float64
+	for range n {
+		g := b.gap().Seconds()
+		sum += g
+		sumSq += g * g
+	}
+	mean := sum / n
+	cv := math.Sqrt(sumSq/n-mean*mean) / mean // 1 for an exponential distribution
+	if mean < 0.9/rate || mean > 1.1/rate || cv < 0.9 || cv > 1.1 {
+		t.Errorf("gaps: mean %v (want %v), coefficient of variation %.2f (want 1)", mean, 1.0/rate, cv)
+	}
+	firsts := map[time.Duration]bool{}
+	for range 10 {
+		b := newTokenBucket(rate, true)
+		firsts[b.next.Sub(b.last)] = true
+		b.timer.Stop()
+	}
+	if len(firsts) < 9 {
+		t.Errorf("the first sends are not at random moments: %v", firsts)
+	}
+	ctx := context.Background()
+	for range 5 {
+		before := time.Now()
+		if err := b.take(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !b.next.After(before) {
+			t.Errorf("the next send is due at %v, before this one was taken at %v", b.next, before)
+		}
+	}
+	var nilBucket *tokenBucket
+	if err := nilBucket.take(ctx); err != nil || newTokenBucket(0, true) != nil {
+		t.Error("rate 0 should not pace")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"time"
@@ -145,7 +146,8 @@ type connStats struct {
 // drive keeps shape.Inflight requests outstanding on the connection: each reply triggers the
 // next request until the window ends, then it waits for the last replies. With shape.Rate set,
 // a token bucket (burst: 1 ms worth of requests) holds requests back so that the connection
-// never sends faster than that on average.
+// never sends faster than that on average; with shape.Poisson too, requests are instead sent
+// at random moments, Rate per second on average.
 //
 // The socket is read and written without a context (coder/websocket then arms no timer per
 // call, which would cost the client CPU the servers need); runLoad closes the connection
@@ -153,7 +155,7 @@ type connStats struct {
 func (c *client) drive(ctx context.Context, sc *scenario, shape loadShape, w window, st *connStats) error {
 	noCtx := context.Background()
 	pending := make(map[uint64]time.Time, shape.Inflight)
-	bucket := newTokenBucket(shape.Rate)
+	bucket := newTokenBucket(shape.Rate, shape.Poisson)
 	if bucket != nil {
 		defer bucket.timer.Stop()
 	}
@@ -254,22 +256,48 @@ type tokenBucket struct {
 	rate, burst, tokens float64
 	last                time.Time
 	timer               *time.Timer
+	// poisson: no bucket, but a Poisson process: the gaps between sends are exponentially
+	// distributed, so independent connections neither fall into step nor stay apart, as
+	// people working at once do not.
+	poisson bool
+	next    time.Time // when the next send is due (poisson)
 }
 
-// newTokenBucket returns a full bucket for rate requests/s, or nil (no pacing) for rate 0.
-func newTokenBucket(rate float64) *tokenBucket {
+// newTokenBucket returns a full bucket for rate requests/s, or nil (no pacing) for rate 0;
+// with poisson, a Poisson process of that rate whose first send is due after a random gap.
+func newTokenBucket(rate float64, poisson bool) *tokenBucket {
 	if rate <= 0 {
 		return nil
 	}
 	burst := max(1, rate/1000)
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &tokenBucket{rate: rate, burst: burst, tokens: burst, last: time.Now(), timer: t}
+	b := &tokenBucket{rate: rate, burst: burst, tokens: burst, last: time.Now(), timer: t, poisson: poisson}
+	b.next = b.last.Add(b.gap())
+	return b
 }
 
-// take waits for a token. A nil bucket never waits.
+// gap returns a random time between two sends of the Poisson process.
+func (b *tokenBucket) gap() time.Duration {
+	return time.Duration(rand.ExpFloat64() / b.rate * float64(time.Second))
+}
+
+// take waits for a token (or, poisson, for the next send being due). A nil bucket never waits.
 func (b *tokenBucket) take(ctx context.Context) error {
 	if b == nil {
+		return nil
+	}
+	if b.poisson {
+		if wait := time.Until(b.next); wait > 0 {
+			b.timer.Reset(wait)
+			select {
+			case <-b.timer.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		// A send held up by a slow reply does not make the next one come sooner.
+		b.next = later(b.next, time.Now()).Add(b.gap())
 		return nil
 	}
 	for {
@@ -287,6 +315,13 @@ func (b *tokenBucket) take(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // runResult is one run of one scenario at one load shape.

@@ -4,16 +4,28 @@
 // resident memory and the start-to-healthy time of a gatehouse process.
 //
 //	gatehouse-bench [-duration 5s] [-rounds 1] [-scenarios a,b] [-shapes a,b] [-json] [-quick]
-//	                [-latency-rate 4500] [-cpuprofile F] [-gatehouse-cpuprofile F] [-baseline-cpuprofile F]
+//	                [-site=false] [-latency-rate 4500] [-cpuprofile F] [-gatehouse-cpuprofile F]
+//	                [-site-cpuprofile F] [-baseline-cpuprofile F]
 //
-// Both servers run as child processes (the tool re-executes itself with the hidden
+// The servers run as child processes (the tool re-executes itself with the hidden
 // subcommands serve-baseline and serve-gatehouse), so the load generator does not share a Go
-// runtime with them. Each scenario runs at two load shapes: throughput (32 connections × 8
-// requests in flight each) and latency (1 × 1, capped under gatehouse's per-connection rate
-// limit); each run has a warm-up, then a measured window. Rounds interleave the servers and
-// the best figure of the rounds is kept. Figures are reported as ratios against the baseline
-// because the absolute numbers depend on the machine; the server CPU time per request (from
-// /proc) is reported too, as it depends less on how busy the machine is.
+// runtime with them. Each scenario runs at the load shapes it names (scenarios.go), by
+// default two: throughput (32 connections × 8 requests in flight each) and latency (1 × 1,
+// capped under gatehouse's per-connection rate limit); the baseline runs at every shape used.
+// Each run has a warm-up, then a measured window. Rounds interleave the servers and the best
+// figure of the rounds is kept.
+//
+// The site scenarios run against a third child: gatehouse on a data directory seeded once per
+// invocation, before any measurement, with a large site (seed.go: 100,000 users, 200,000
+// credentials, 1,000 doors, 5,000 schedule mappings, 1,000,000 events; much less with -quick)
+// straight through SQL. They read one user at the throughput and latency shapes, and search
+// users and read the first audit page at the latency shape and at the dashboard shape (4
+// operators × 1 request in flight, paced), against absolute p99 bounds; gatehouse's start and
+// idle memory on that directory are reported too. -site=false skips the seeding and all that.
+//
+// Figures are reported as ratios against the baseline because the absolute numbers depend on
+// the machine; the server CPU time per request (from /proc) is reported too, as it depends
+// less on how busy the machine is.
 //
 // A missed target is reported, not an error: the exit code is 0 unless the measurement itself
 // failed (1) or the flags were wrong (2). Scenarios are registered in scenarios.go.
@@ -85,6 +97,8 @@ type options struct {
 	cpuprofile  string        // CPU profile of this process (the load generator)
 	ghProfile   string        // CPU profile of the gatehouse child under load
 	baseProfile string        // CPU profile of the baseline child under load
+	siteProfile string        // CPU profile of the gatehouse child serving the seeded site
+	site        bool          // seed a site and run the scenarios on it
 	shapes      []loadShape   // the load shapes to run, in order
 }
 
@@ -96,13 +110,17 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 1, "how many times the interleaved runs are repeated; the best figure of each is reported")
 	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", ")+", startup")
 	fs.BoolVar(&o.json, "json", false, "print the results as one JSON object on stdout (the table goes to stderr)")
-	fs.BoolVar(&o.quick, "quick", false, "smoke test: 500ms runs, 1 round, 4×2 connections for the throughput shape")
+	fs.BoolVar(&o.quick, "quick", false, "smoke test: 500ms runs, 1 round, 4×2 connections for the throughput shape, a small seeded site")
+	fs.BoolVar(&o.site, "site", true,
+		"seed a large site, run the scenarios on it (user.read, search.user_username, audit.get) and measure gatehouse's start on it")
 	fs.Float64Var(&o.latencyRate, "latency-rate", defaultLatencyRate,
 		"requests/s cap of the 1×1 latency shape, kept under gatehouse's per-connection rate limit (0 = unpaced)")
-	shapeList := fs.String("shapes", "throughput,latency", "comma-separated load shapes to run: throughput (32×8), latency (1×1)")
+	shapeList := fs.String("shapes", "throughput,latency,dashboard",
+		"comma-separated load shapes to run: throughput (32×8), latency (1×1), dashboard (4×1 paced, the site's operator scenarios)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
 	fs.StringVar(&o.ghProfile, "gatehouse-cpuprofile", "", "write a CPU profile of the gatehouse server under load to this file")
 	fs.StringVar(&o.baseProfile, "baseline-cpuprofile", "", "write a CPU profile of the baseline server under load to this file")
+	fs.StringVar(&o.siteProfile, "site-cpuprofile", "", "write a CPU profile of the gatehouse server of the seeded site under load to this file")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "usage: gatehouse-bench [flags]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -117,7 +135,7 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.warmup = time.Second
 	o.idle = time.Second
-	tp, lat := defaultShapes(o.latencyRate)
+	tp, lat, dash := defaultShapes(o.latencyRate)
 	if o.quick {
 		if !set["duration"] {
 			o.duration = 500 * time.Millisecond
@@ -135,9 +153,11 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 			o.shapes = append(o.shapes, tp)
 		case lat.Name:
 			o.shapes = append(o.shapes, lat)
+		case dash.Name:
+			o.shapes = append(o.shapes, dash)
 		case "":
 		default:
-			return o, fmt.Errorf("-shapes: unknown load shape %q (known: %s, %s)", n, tp.Name, lat.Name)
+			return o, fmt.Errorf("-shapes: unknown load shape %q (known: %s, %s, %s)", n, tp.Name, lat.Name, dash.Name)
 		}
 	}
 	if o.duration <= 0 {
@@ -161,6 +181,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 			}
 			if !known[n] {
 				return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s, startup)", n, strings.Join(scenarioNames(), ", "))
+			}
+			if !o.site && scenarioByName(n) != nil && scenarioByName(n).server == siteServer {
+				return o, fmt.Errorf("-scenarios: %s runs on the seeded site, which -site=false skips", n)
 			}
 			o.scenarios = append(o.scenarios, n)
 		}
