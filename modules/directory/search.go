@@ -98,8 +98,9 @@ type UsernameHit struct {
 	Username string `json:"username"`
 }
 
-// searchUsername finds users by part of their username (viewers and above). Usernames are
-// stored in lower case, so the username column is its own fold.
+// searchUsername finds users by part of their username (viewers and above), from the in-memory
+// index of usernames when it is serving. Usernames are stored in lower case, so the username
+// column is its own fold.
 func (m *Module) searchUsername(ctx context.Context, call *core.Call) (any, error) {
 	if err := resource.RequireReader(call.Caller); err != nil {
 		return nil, err
@@ -107,6 +108,18 @@ func (m *Module) searchUsername(ctx context.Context, call *core.Call) (any, erro
 	partial, err := partialName(call)
 	if err != nil {
 		return nil, err
+	}
+	// The in-memory index answers plain substrings (and "%"-only patterns, which list
+	// everyone); a pattern with '%' or '_' inside keeps its LIKE meaning through SQL, as does
+	// every search while the index is not serving.
+	if m.names != nil && (strings.Trim(partial, "%") == "" || !strings.ContainsAny(partial, "%_")) {
+		hits, ok, err := m.names.search(ctx, partial)
+		if err != nil {
+			return nil, resource.DBError(fmt.Errorf("search users: %w", err))
+		}
+		if ok {
+			return hits, nil
+		}
 	}
 	return search[UsernameHit](ctx, m.db.Read, usernameSearch, partial, "")
 }
