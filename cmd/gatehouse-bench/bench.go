@@ -114,6 +114,11 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 			return nil, err
 		}
 	}
+	if opts.access && slices.ContainsFunc(accessNames, opts.selected) {
+		if err := runAccess(ctx, opts, tmp, rep, out); err != nil {
+			return nil, err
+		}
+	}
 	rep.Config.LoadAvgEnd = loadAverage()
 	rep.evaluate()
 	rep.writeSummary(out)

@@ -90,13 +90,33 @@ func TestQuick(t *testing.T) {
 	if rep.Seed == nil || rep.Seed.Size != quickSite || rep.Seed.Total <= 0 || len(rep.Seed.Parts) == 0 {
 		t.Errorf("seed: %+v, want the quick site seeded", rep.Seed)
 	}
-	// Every scenario target, RSS and start for both fresh gatehouse starts, the seeding.
-	if n := len(rep.Targets); n != nTargets+4+1 {
-		t.Errorf("%d targets evaluated, want %d:\n%+v", n, nTargets+5, rep.Targets)
+	// The access path and the fan-out, each on the baseline and on gatehouse: events were
+	// produced and every one of them was delivered.
+	access := map[string]bool{}
+	for _, a := range rep.Access {
+		access[a.Name+"/"+string(a.Server)] = true
+		if a.Events <= 0 || a.Missing != 0 || a.Delivered != a.Expected || a.Errors != 0 || a.P50 <= 0 || a.P99 < a.P50 {
+			t.Errorf("%s on %s: %+v", a.Name, a.Server, a)
+		}
+		if a.Name == fanoutName && (a.Subscribers != fanoutSubsQuick || a.Expected != a.Events*int64(fanoutSubsQuick)) {
+			t.Errorf("fan-out on %s: %d subscribers, %d expected of %d events", a.Server, a.Subscribers, a.Expected, a.Events)
+		}
+	}
+	for _, name := range accessNames {
+		for _, srv := range []serverKind{baselineServer, gatehouseServer} {
+			if !access[name+"/"+string(srv)] {
+				t.Errorf("%s on %s: not run", name, srv)
+			}
+		}
+	}
+	// Every scenario target, RSS and start for both fresh gatehouse starts, the seeding, the
+	// access path and the fan-out.
+	if n := len(rep.Targets); n != nTargets+4+1+2 {
+		t.Errorf("%d targets evaluated, want %d:\n%+v", n, nTargets+7, rep.Targets)
 	}
 	human := stderr.String()
 	for _, label := range []string{"startup:", "seeding a site", "seeded site:", "dashboard shape:", "results", "targets",
-		"conns×inflight", "vs baseline"} {
+		"conns×inflight", "vs baseline", "access:", "deliveries/s"} {
 		if !strings.Contains(human, label) {
 			t.Errorf("the human-readable report lacks %q", label)
 		}
@@ -113,7 +133,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.duration != 500*time.Millisecond || o.rounds != 1 || len(o.shapes) != 3 || !o.site ||
+	if o.duration != 500*time.Millisecond || o.rounds != 1 || len(o.shapes) != 3 || !o.site || !o.access ||
 		o.shapes[0].Conns != 4 || o.shapes[0].Inflight != 2 || o.shapes[1].Conns != 1 || o.shapes[1].Inflight != 1 ||
 		o.shapes[2].Name != "dashboard" || o.shapes[2].Conns != 4 || o.shapes[2].Inflight != 1 || o.shapes[2].Rate != dashboardRate ||
 		!o.shapes[2].Poisson {
@@ -132,6 +152,13 @@ func TestFlags(t *testing.T) {
 	}
 	if o.duration != 2*time.Second || o.rounds != 3 || !o.selected("whoami") || !o.selected("startup") || o.selected("get_leosac_version") {
 		t.Errorf("flags: %+v", o)
+	}
+	o, err = parseFlags([]string{"-access=false", "-scenarios", "access.path,fanout"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.access || !o.selected(accessPathName) || !o.selected(fanoutName) || o.selected("whoami") {
+		t.Errorf("-access=false -scenarios access.path,fanout: %+v", o)
 	}
 	for _, args := range [][]string{{"-scenarios", "nope"}, {"-shapes", "nope"}, {"-rounds", "0"}, {"-duration", "0s"}, {"extra"},
 		{"-site=false", "-scenarios", "user.read"}} {
@@ -367,5 +394,23 @@ func TestPoissonPacing(t *testing.T) {
 	var nilBucket *tokenBucket
 	if err := nilBucket.take(ctx); err != nil || newTokenBucket(0, true) != nil {
 		t.Error("rate 0 should not pace")
+	}
+}
+
+// TestEventHead checks the push parser on both servers' event frames and that it declines
+// other frames.
+func TestEventHead(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	for _, frame := range []string{
+		`{"uuid":"x","type":"event","status_code":0,"status_string":"","content":{"seq":42,"epoch":"e","time":"2026-01-02T03:04:05.123456789Z","topic":"access.granted","data":{"seq":7}}}`,
+		`{"uuid":"","type":"event","status_code":0,"status_string":"","content":{"seq":42,"time":"2026-01-02T03:04:05.123456789Z"}}`,
+	} {
+		seq, got, ok := eventHead([]byte(frame))
+		if !ok || seq != 42 || !got.Equal(at) {
+			t.Errorf("eventHead(%s) = %d, %v, %v", frame, seq, got, ok)
+		}
+	}
+	if _, _, ok := eventHead([]byte(`{"uuid":"x","type":"reader.simulate","status_code":0,"content":{"seq":3}}`)); ok {
+		t.Error("a reply was taken for an event")
 	}
 }

@@ -5,7 +5,7 @@
 //
 //	gatehouse-bench [-duration 5s] [-rounds 1] [-scenarios a,b] [-shapes a,b] [-json] [-quick]
 //	                [-site=false] [-latency-rate 4500] [-cpuprofile F] [-gatehouse-cpuprofile F]
-//	                [-site-cpuprofile F] [-baseline-cpuprofile F]
+//	                [-site-cpuprofile F] [-baseline-cpuprofile F] [-access=false]
 //
 // The servers run as child processes (the tool re-executes itself with the hidden
 // subcommands serve-baseline and serve-gatehouse), so the load generator does not share a Go
@@ -22,6 +22,13 @@
 // users and read the first audit page at the latency shape and at the dashboard shape (4
 // operators × 1 request in flight, paced), against absolute p99 bounds; gatehouse's start and
 // idle memory on that directory are reported too. -site=false skips the seeding and all that.
+//
+// The access measurements (access.go) run last, on their own gatehouse and baseline children:
+// access.path, the time from a swipe (reader.simulate at 500/s) to its access event pushed to
+// a subscriber, next to the baseline's send → reply at the same pace; and fanout, 1,000
+// subscribers (50 with -quick) of the access events at 1,000 events/s plus one that never
+// reads, the latency from each event's commit to its delivery and whether all were
+// delivered, next to the baseline's broadcast mode. -access=false skips them.
 //
 // Figures are reported as ratios against the baseline because the absolute numbers depend on
 // the machine; the server CPU time per request (from /proc) is reported too, as it depends
@@ -100,6 +107,7 @@ type options struct {
 	siteProfile string        // CPU profile of the gatehouse child serving the seeded site
 	site        bool          // seed a site and run the scenarios on it
 	shapes      []loadShape   // the load shapes to run, in order
+	access      bool          // run the access path and fan-out measurements
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -108,7 +116,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.SetOutput(out)
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (after a warm-up)")
 	fs.IntVar(&o.rounds, "rounds", 1, "how many times the interleaved runs are repeated; the best figure of each is reported")
-	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", ")+", startup")
+	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", ")+
+		", "+strings.Join(accessNames, ", ")+", startup")
+	fs.BoolVar(&o.access, "access", true, "measure the access path (swipe → pushed event at 500/s) and the fan-out of events to "+
+		"1,000 subscribers at 1,000 events/s with one stalled (scenarios "+strings.Join(accessNames, ", ")+")")
 	fs.BoolVar(&o.json, "json", false, "print the results as one JSON object on stdout (the table goes to stderr)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke test: 500ms runs, 1 round, 4×2 connections for the throughput shape, a small seeded site")
 	fs.BoolVar(&o.site, "site", true,
@@ -171,6 +182,9 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	}
 	if *list != "" {
 		known := map[string]bool{"startup": true}
+		for _, n := range accessNames {
+			known[n] = true
+		}
 		for _, n := range scenarioNames() {
 			known[n] = true
 		}
@@ -180,7 +194,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 				continue
 			}
 			if !known[n] {
-				return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s, startup)", n, strings.Join(scenarioNames(), ", "))
+				return o, fmt.Errorf("-scenarios: unknown scenario %q (known: %s, %s, startup)", n,
+					strings.Join(scenarioNames(), ", "), strings.Join(accessNames, ", "))
 			}
 			if !o.site && scenarioByName(n) != nil && scenarioByName(n).server == siteServer {
 				return o, fmt.Errorf("-scenarios: %s runs on the seeded site, which -site=false skips", n)

@@ -18,6 +18,7 @@ type report struct {
 	Seed    *seedResult     `json:"seed,omitempty"` // the seeded site, if any
 	Startup []startupResult `json:"startup"`
 	Runs    []runResult     `json:"runs"`    // every run, in the order they ran
+	Access  []accessResult  `json:"access"`  // the access path and fan-out measurements
 	Results []aggregate     `json:"results"` // best of the rounds per scenario and shape
 	Targets []targetResult  `json:"targets"`
 	Notes   []string        `json:"notes"`
@@ -181,6 +182,8 @@ func (r *report) evaluate() {
 			r.Targets = append(r.Targets, tr)
 		}
 	}
+
+	r.evaluateAccess()
 
 	startNames := []string{}
 	bestStart := map[string]time.Duration{}
@@ -361,4 +364,40 @@ func fmtDur(d time.Duration) string {
 // fmtBytes prints a size in MB (10^6 bytes), the unit of the targets.
 func fmtBytes(n int64) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
+// evaluateAccess adds the targets of the access measurements: absolute p99 bounds with
+// nothing missing, each with the baseline's figures of the same run in the detail.
+func (r *report) evaluateAccess() {
+	base := map[string]accessResult{}
+	for _, a := range r.Access {
+		if a.Server == baselineServer {
+			base[a.Name] = a
+		}
+	}
+	for _, a := range r.Access {
+		if a.Server == baselineServer {
+			continue
+		}
+		b := base[a.Name]
+		limit, name := accessPathTarget, fmt.Sprintf("%s p99 swipe → pushed event at %d/s ≤ %v, none missing",
+			a.Name, accessPathRate, accessPathTarget)
+		detail := fmt.Sprintf("p50 %s, %d/%d delivered; baseline send → reply at the same pace p99 %s",
+			fmtDur(a.P50), a.Delivered, a.Expected, fmtDur(b.P99))
+		if a.Name == fanoutName {
+			limit = fanoutTarget
+			name = fmt.Sprintf("%s p99 commit → delivery, %d subs × %d ev/s, all delivered ≤ %v",
+				a.Name, a.Subscribers, fanoutRate, fanoutTarget)
+			detail = fmt.Sprintf("%d/%d swipes answered, p50 %s, %d/%d delivered (%.0f/s), stalled closed with %s; baseline broadcast p99 %s, %d/%d delivered (%.0f/s), stalled closed with %s",
+				a.Answered, a.Offered, fmtDur(a.P50), a.Delivered, a.Expected, a.PerSec, closeText(a.StalledClose),
+				fmtDur(b.P99), b.Delivered, b.Expected, b.PerSec, closeText(b.StalledClose))
+		}
+		if a.Errors > 0 {
+			detail += fmt.Sprintf(", %d error replies", a.Errors)
+		}
+		r.Targets = append(r.Targets, targetResult{
+			Name: name, Value: float64(a.P99) / float64(time.Millisecond), Limit: float64(limit) / float64(time.Millisecond),
+			Unit: "ms", Pass: a.Events > 0 && a.Events == a.Offered && a.Missing == 0 && a.P99 > 0 && a.P99 <= limit, Detail: detail,
+		})
+	}
 }

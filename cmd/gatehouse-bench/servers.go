@@ -150,6 +150,7 @@ func serveBaseline(ctx context.Context, ln net.Listener) error {
 	connCtx, cancelConns := context.WithCancel(context.Background())
 	defer cancelConns()
 	var wg sync.WaitGroup
+	h := &hub{subs: map[*baselineSub]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -164,7 +165,7 @@ func serveBaseline(ctx context.Context, ln net.Listener) error {
 		}
 		defer ws.CloseNow()
 		ws.SetReadLimit(baselineReadLimit)
-		baselineConn(connCtx, ws)
+		baselineConn(connCtx, ws, h)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -188,24 +189,80 @@ func serveBaseline(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-func baselineConn(ctx context.Context, ws *websocket.Conn) {
+// The broadcast mode of the baseline (the fan-out measurement's reference): a connection
+// that sends baselineSubscribe is answered and then gets every broadcast; a connection that
+// sends baselineBroadcast with some content is answered and every subscriber is pushed
+// {"uuid","type":"event","status_code":0,"status_string":"","content":<that content>}. A
+// subscriber whose queue is full is closed with 4001, as gatehouse closes a lagging client.
+const (
+	baselineSubscribe  = "bench.subscribe"
+	baselineBroadcast  = "bench.broadcast"
+	baselineEventQueue = 4096 // gatehouse's default event_queue
+)
+
+// hub is the baseline's set of subscribers.
+type hub struct {
+	mu   sync.Mutex
+	subs map[*baselineSub]struct{}
+}
+
+type baselineSub struct {
+	out chan []byte
+	lag chan struct{} // closed when its queue overflowed
+}
+
+func (h *hub) broadcast(content json.RawMessage) {
+	b, err := json.Marshal(baselineReply{Type: "event", Content: content})
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.subs {
+		select {
+		case s.out <- b:
+		default:
+			delete(h.subs, s)
+			close(s.lag)
+		}
+	}
+}
+
+func baselineConn(ctx context.Context, ws *websocket.Conn, h *hub) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make(chan []byte, baselineQueue)
+	out := make(chan []byte, baselineQueue+baselineEventQueue)
+	me := &baselineSub{out: out, lag: make(chan struct{})}
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		for b := range out {
-			wctx, wcancel := context.WithTimeout(ctx, baselineWriteTimeout)
-			err := ws.Write(wctx, websocket.MessageText, b)
-			wcancel()
-			if err != nil {
+		for {
+			select {
+			case b, ok := <-out:
+				if !ok {
+					return
+				}
+				wctx, wcancel := context.WithTimeout(ctx, baselineWriteTimeout)
+				err := ws.Write(wctx, websocket.MessageText, b)
+				wcancel()
+				if err != nil {
+					cancel()
+					return
+				}
+			case <-me.lag:
+				_ = ws.Close(4001, "lagged")
 				cancel()
 				return
 			}
 		}
 	}()
-	defer func() { close(out); <-written }()
+	defer func() {
+		h.mu.Lock()
+		delete(h.subs, me)
+		h.mu.Unlock()
+		close(out)
+		<-written
+	}()
 	for {
 		_, frame, err := ws.Read(ctx)
 		if err != nil {
@@ -217,6 +274,14 @@ func baselineConn(ctx context.Context, ws *websocket.Conn) {
 			rep.StatusCode, rep.StatusString = int(core.Malformed), "Malformed message."
 		}
 		rep.UUID, rep.Type = req.UUID, req.Type
+		switch req.Type {
+		case baselineSubscribe:
+			h.mu.Lock()
+			h.subs[me] = struct{}{}
+			h.mu.Unlock()
+		case baselineBroadcast:
+			h.broadcast(req.Content)
+		}
 		b, err := json.Marshal(rep)
 		if err != nil {
 			return
