@@ -127,39 +127,7 @@ func accessPointObjects(q *gorm.DB, aps []AccessPoint) ([]resource.Object, error
 // accessPointRead: access_point_id 0 lists every access point, another id reads one; viewers
 // and above.
 func (m *Module) accessPointRead(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "access_point_id")
-	if err != nil {
-		return nil, err
-	}
-	if err := resource.RequireReader(call.Caller); err != nil {
-		return nil, err
-	}
-	var out any
-	err = m.readTx(ctx, func(tx *gorm.DB) error {
-		var aps []AccessPoint
-		if id == 0 {
-			if err := tx.Order("id").Find(&aps).Error; err != nil {
-				return resource.DBError(err)
-			}
-		} else {
-			a, err := m.loadAccessPoint(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			aps = []AccessPoint{a}
-		}
-		objs, err := accessPointObjects(tx, aps)
-		if err != nil {
-			return err
-		}
-		if id == 0 {
-			out = resource.List(objs)
-		} else {
-			out = resource.Single(objs[0])
-		}
-		return nil
-	})
-	return out, err
+	return readOneOrAll(ctx, m, call, "access_point_id", m.loadAccessPoint, accessPointObjects)
 }
 
 type accessPointAttributes struct {
@@ -242,11 +210,7 @@ func (m *Module) accessPointCreate(ctx context.Context, call *core.Call) (any, e
 
 // accessPointReply answers {"data": access point} as read after a change.
 func (m *Module) accessPointReply(ctx context.Context, a AccessPoint) (any, error) {
-	objs, err := accessPointObjects(m.db.Read.WithContext(ctx), []AccessPoint{a})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(objs[0]), nil
+	return replyOne(ctx, m, a, accessPointObjects)
 }
 
 func (m *Module) accessPointUpdate(ctx context.Context, call *core.Call) (any, error) {

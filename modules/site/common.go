@@ -144,6 +144,56 @@ func (m *Module) readTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	return m.db.Read.WithContext(ctx).Transaction(fn)
 }
 
+// readOneOrAll answers a .read that viewers and above may make: id 0 lists every row by id
+// ({"data": [...]}), another id reads one ({"data": {...}}; load answers ENTITY_NOT_FOUND),
+// both serialised by objects within one read transaction.
+func readOneOrAll[T any](ctx context.Context, m *Module, call *core.Call, idKey string,
+	load func(context.Context, *gorm.DB, int64) (T, error),
+	objects func(*gorm.DB, []T) ([]resource.Object, error)) (any, error) {
+	id, err := resource.ID(call, idKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := resource.RequireReader(call.Caller); err != nil {
+		return nil, err
+	}
+	var out any
+	err = m.readTx(ctx, func(tx *gorm.DB) error {
+		var rows []T
+		if id == 0 {
+			if err := tx.Order("id").Find(&rows).Error; err != nil {
+				return resource.DBError(err)
+			}
+		} else {
+			row, err := load(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			rows = []T{row}
+		}
+		objs, err := objects(tx, rows)
+		if err != nil {
+			return err
+		}
+		if id == 0 {
+			out = resource.List(objs)
+		} else {
+			out = resource.Single(objs[0])
+		}
+		return nil
+	})
+	return out, err
+}
+
+// replyOne answers {"data": row} as read after a change.
+func replyOne[T any](ctx context.Context, m *Module, row T, objects func(*gorm.DB, []T) ([]resource.Object, error)) (any, error) {
+	objs, err := objects(m.db.Read.WithContext(ctx), []T{row})
+	if err != nil {
+		return nil, err
+	}
+	return resource.Single(objs[0]), nil
+}
+
 // searchRequest is the content of the search.* calls.
 type searchRequest struct {
 	PartialName *string `json:"partial_name"`

@@ -222,11 +222,7 @@ func (m *Module) doorCreate(ctx context.Context, call *core.Call) (any, error) {
 
 // doorReply answers {"data": door} as read after a change.
 func (m *Module) doorReply(ctx context.Context, d Door) (any, error) {
-	objs, err := doorObjects(m.db.Read.WithContext(ctx), []Door{d})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(objs[0]), nil
+	return replyOne(ctx, m, d, doorObjects)
 }
 
 func (m *Module) doorUpdate(ctx context.Context, call *core.Call) (any, error) {

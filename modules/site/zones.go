@@ -218,39 +218,7 @@ func zoneObjects(q *gorm.DB, zones []Zone) ([]resource.Object, error) {
 
 // zoneRead: zone_id 0 lists every zone, another id reads one; viewers and above.
 func (m *Module) zoneRead(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "zone_id")
-	if err != nil {
-		return nil, err
-	}
-	if err := resource.RequireReader(call.Caller); err != nil {
-		return nil, err
-	}
-	var out any
-	err = m.readTx(ctx, func(tx *gorm.DB) error {
-		var zones []Zone
-		if id == 0 {
-			if err := tx.Order("id").Find(&zones).Error; err != nil {
-				return resource.DBError(err)
-			}
-		} else {
-			z, err := m.loadZone(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			zones = []Zone{z}
-		}
-		objs, err := zoneObjects(tx, zones)
-		if err != nil {
-			return err
-		}
-		if id == 0 {
-			out = resource.List(objs)
-		} else {
-			out = resource.Single(objs[0])
-		}
-		return nil
-	})
-	return out, err
+	return readOneOrAll(ctx, m, call, "zone_id", m.loadZone, zoneObjects)
 }
 
 type zoneAttributes struct {
@@ -358,11 +326,7 @@ func (m *Module) zoneCreate(ctx context.Context, call *core.Call) (any, error) {
 
 // zoneReply answers {"data": zone} as read after a change.
 func (m *Module) zoneReply(ctx context.Context, z Zone) (any, error) {
-	objs, err := zoneObjects(m.db.Read.WithContext(ctx), []Zone{z})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(objs[0]), nil
+	return replyOne(ctx, m, z, zoneObjects)
 }
 
 // zoneUpdate changes a zone; "doors" and "children", when present, replace the lists (absent:
