@@ -167,39 +167,19 @@ func (x *usernameIndex) load(ctx context.Context, after int64) ([]usernameEntry,
 // Run builds the index if Provision did not, then applies changes as they come until ctx is
 // done. A lagged subscription, or a change the index does not understand, makes it rebuild.
 func (x *usernameIndex) Run(ctx context.Context) error {
-	tick := time.NewTicker(usernameIndexTick)
-	defer tick.Stop()
-	for {
-		x.mu.RLock()
-		ready, lag := x.ready, x.sub.Lagged()
-		x.mu.RUnlock()
-		if !ready {
-			if err := x.build(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				x.log.Error().Err(err).Msg("username index: build failed; searches use the database meanwhile")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
-				}
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-lag:
-			x.log.Warn().Msg("username index fell behind the changes; rebuilding it (searches use the database meanwhile)")
-			x.mu.Lock()
-			x.ready, x.entries = false, nil
-			x.mu.Unlock()
-		case <-x.wake:
-		case <-tick.C:
-			x.sync()
-		}
-	}
+	return runFollower(ctx, x, usernameIndexTick, x.log, "username index", "searches use the database")
+}
+
+func (x *usernameIndex) state() (bool, <-chan struct{}, <-chan struct{}) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.ready, x.sub.Lagged(), x.wake
+}
+
+func (x *usernameIndex) reset() {
+	x.mu.Lock()
+	x.ready, x.entries = false, nil
+	x.mu.Unlock()
 }
 
 // sync applies the queued changes, if any.

@@ -484,40 +484,20 @@ func eachRow(ctx context.Context, pool *sql.DB, query string, fn func(*sql.Rows)
 // Run builds the view if Provision did not, then applies changes as they come until ctx is
 // done. A lagged subscription, or a change the view does not understand, makes it rebuild.
 func (v *userView) Run(ctx context.Context) error {
-	tick := time.NewTicker(userViewTick)
-	defer tick.Stop()
-	for {
-		v.mu.RLock()
-		ready, lag := v.ready, v.sub.Lagged()
-		v.mu.RUnlock()
-		if !ready {
-			if err := v.build(ctx); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				v.log.Error().Err(err).Msg("user view: build failed; user.read reads the database meanwhile")
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(time.Second):
-				}
-			}
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-lag:
-			v.log.Warn().Msg("user view fell behind the changes; rebuilding it (user.read reads the database meanwhile)")
-			v.mu.Lock()
-			v.ready, v.users, v.credOwner = false, nil, nil
-			v.gen++
-			v.mu.Unlock()
-		case <-v.wake:
-		case <-tick.C:
-			v.sync()
-		}
-	}
+	return runFollower(ctx, v, userViewTick, v.log, "user view", "user.read reads the database")
+}
+
+func (v *userView) state() (bool, <-chan struct{}, <-chan struct{}) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.ready, v.sub.Lagged(), v.wake
+}
+
+func (v *userView) reset() {
+	v.mu.Lock()
+	v.ready, v.users, v.credOwner = false, nil, nil
+	v.gen++
+	v.mu.Unlock()
 }
 
 // sync applies the queued changes, if any.
