@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Rank is a user's rank, in Leosac's values. It governs what a user may do through the API,
@@ -65,12 +67,31 @@ type Session struct {
 	// UserAgent is the client's User-Agent header, if any.
 	UserAgent string
 
+	checked atomic.Pointer[CheckedIdentity] // the Authority's memo of its last Check
+
 	mu        sync.Mutex
 	tokenHash string // hex SHA-256 of the token; "" when not logged in
 	userID    int64
 	notify    func(reason string)
 	ended     bool
 }
+
+// CheckedIdentity is what an Authority may remember of a session's last Check, so that checks
+// repeated for every pushed event cost no lookup: it stands for the session while the session
+// still holds TokenHash, the authority's generation (which moves on every revocation and every
+// change of a user) is still Gen, and the time is before Until.
+type CheckedIdentity struct {
+	Identity  Identity
+	TokenHash string
+	Gen       uint64
+	Until     time.Time
+}
+
+// Checked returns the Authority's memo of the session's last Check, or nil.
+func (s *Session) Checked() *CheckedIdentity { return s.checked.Load() }
+
+// SetChecked stores the Authority's memo of a Check (nil forgets it).
+func (s *Session) SetChecked(c *CheckedIdentity) { s.checked.Store(c) }
 
 // NewSession returns a session that is not logged in. notify, if not nil, is called (at most
 // once per login) when the session is ended from elsewhere, e.g. its token was revoked; the

@@ -38,8 +38,8 @@ var accessNames = []string{accessPathName, fanoutName}
 const (
 	accessPathRate   = 500 // swipes/s
 	accessPathTarget = 10 * time.Millisecond
-	fanoutRate       = 1000 // events/s
-	fanoutSubs       = 1000
+	fanoutRate       = 1000 // events/s of the target point
+	fanoutSubs       = 1000 // subscribers of the target point
 	fanoutSubsQuick  = 50
 	fanoutTarget     = 50 * time.Millisecond
 	fanoutProducers  = 4
@@ -81,7 +81,11 @@ func raiseFileLimit() {
 // both children started here, and appends the results to rep.
 func runAccess(ctx context.Context, opts options, tmp string, rep *report, out io.Writer) (err error) {
 	raiseFileLimit()
-	base, err := startChild(ctx, "baseline", []string{cmdServeBaseline}, nil, os.Stderr)
+	baseArgs := []string{cmdServeBaseline}
+	if opts.baseProfile != "" && !opts.selectedAny(scenarioNames()...) {
+		baseArgs = append(baseArgs, "--cpuprofile", opts.baseProfile)
+	}
+	base, err := startChild(ctx, "baseline", baseArgs, nil, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -95,7 +99,11 @@ func runAccess(ctx context.Context, opts options, tmp string, rep *report, out i
 	}
 	// Its warnings are dropped: when the fan-out ends, the swipes still queued on the closed
 	// producer connections would each log a cancelled call.
-	gh, err := startChild(ctx, "gatehouse (access)", []string{cmdServeGatehouse, "--data", data}, childEnv(), io.Discard)
+	ghArgs := []string{cmdServeGatehouse, "--data", data}
+	if opts.ghProfile != "" && !opts.selectedAny(scenarioNames()...) {
+		ghArgs = append(ghArgs, "--cpuprofile", opts.ghProfile)
+	}
+	gh, err := startChild(ctx, "gatehouse (access)", ghArgs, childEnv(), io.Discard)
 	if err != nil {
 		return err
 	}
@@ -147,20 +155,18 @@ func runAccess(ctx context.Context, opts options, tmp string, rep *report, out i
 		write(g)
 	}
 	if opts.selected(fanoutName) {
-		n := fanoutSubs
-		if opts.quick {
-			n = fanoutSubsQuick
+		for _, pt := range opts.fanoutPoints {
+			b, err := fanout(ctx, base.wsURL(), baselineServer, "", 0, pt, opts)
+			if err != nil {
+				return fmt.Errorf("%s on the baseline: %w", fanoutName, err)
+			}
+			write(b)
+			g, err := fanout(ctx, gh.wsURL(), gatehouseServer, token, door, pt, opts)
+			if err != nil {
+				return fmt.Errorf("%s on gatehouse: %w", fanoutName, err)
+			}
+			write(g)
 		}
-		b, err := fanout(ctx, base.wsURL(), baselineServer, "", 0, n, opts)
-		if err != nil {
-			return fmt.Errorf("%s on the baseline: %w", fanoutName, err)
-		}
-		write(b)
-		g, err := fanout(ctx, gh.wsURL(), gatehouseServer, token, door, n, opts)
-		if err != nil {
-			return fmt.Errorf("%s on gatehouse: %w", fanoutName, err)
-		}
-		write(g)
 	}
 	fmt.Fprintln(out)
 	return nil
@@ -519,13 +525,14 @@ type delivery struct {
 	lat time.Duration
 }
 
-// fanout measures the delivery of fanoutRate events/s to n reading subscribers while one more
+// fanout measures the delivery of pt.Rate events/s to pt.Subs reading subscribers while one more
 // subscriber never reads: gatehouse's access events (swipes from fanoutProducers admin
 // connections), or the baseline's broadcasts (one frame per event from as many connections).
 // The latency of a delivery is its receive time − the event's time (gatehouse: the commit;
 // baseline: when the producer sent it).
-func fanout(ctx context.Context, url string, kind serverKind, token string, door int64, n int, opts options) (accessResult, error) {
-	res := accessResult{Name: fanoutName, Server: kind, Subscribers: n, Rate: fanoutRate, Window: opts.duration}
+func fanout(ctx context.Context, url string, kind serverKind, token string, door int64, pt fanoutPoint, opts options) (accessResult, error) {
+	n := pt.Subs
+	res := accessResult{Name: fanoutName, Server: kind, Subscribers: n, Rate: float64(pt.Rate), Window: opts.duration}
 	subs := make([]*client, n+1) // the last one is stalled
 	defer func() {
 		for _, c := range subs {
@@ -600,7 +607,7 @@ func fanout(ctx context.Context, url string, kind serverKind, token string, door
 					})(dst, id)
 				}
 			}
-			producers[p], err = pacedSender(gctx, c, fanoutRate/fanoutProducers, opts.warmup, opts.duration, build)
+			producers[p], err = pacedSender(gctx, c, float64(pt.Rate)/fanoutProducers, opts.warmup, opts.duration, build)
 			return err
 		})
 	}

@@ -46,6 +46,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -108,6 +109,34 @@ type options struct {
 	site        bool          // seed a site and run the scenarios on it
 	shapes      []loadShape   // the load shapes to run, in order
 	access      bool          // run the access path and fan-out measurements
+	// fanoutPoints are the subscriber counts × event rates of the fan-out measurement; the
+	// first is the target's (1,000 × 1,000/s), the others show where the limit lies.
+	fanoutPoints []fanoutPoint
+}
+
+// fanoutPoint is one fan-out measurement: Subs reading subscribers (plus one stalled) and Rate
+// events per second.
+type fanoutPoint struct{ Subs, Rate int }
+
+// parseFanoutPoints parses "SUBSxRATE,..." (e.g. "1000x1000,100x1000").
+func parseFanoutPoints(list string) ([]fanoutPoint, error) {
+	var out []fanoutPoint
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		var pt fanoutPoint
+		if _, err := fmt.Sscanf(f, "%dx%d", &pt.Subs, &pt.Rate); err != nil || pt.Subs < 1 || pt.Rate < fanoutProducers ||
+			fmt.Sprintf("%dx%d", pt.Subs, pt.Rate) != f {
+			return nil, fmt.Errorf("-fanout: %q is not SUBSxRATE (e.g. 1000x1000; rate ≥ %d)", f, fanoutProducers)
+		}
+		out = append(out, pt)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("-fanout: no measurement point")
+	}
+	return out, nil
 }
 
 func parseFlags(args []string, out io.Writer) (options, error) {
@@ -128,8 +157,10 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		"requests/s cap of the 1×1 latency shape, kept under gatehouse's per-connection rate limit (0 = unpaced)")
 	shapeList := fs.String("shapes", "throughput,latency,dashboard",
 		"comma-separated load shapes to run: throughput (32×8), latency (1×1), dashboard (4×1 paced, the site's operator scenarios)")
+	fanoutList := fs.String("fanout", fmt.Sprintf("%dx%d", fanoutSubs, fanoutRate),
+		"comma-separated fan-out points SUBSxRATE (subscribers x events/s); the target is 1000x1000, smaller points show where the limit lies (-quick: 50x1000)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the load generator to this file")
-	fs.StringVar(&o.ghProfile, "gatehouse-cpuprofile", "", "write a CPU profile of the gatehouse server under load to this file")
+	fs.StringVar(&o.ghProfile, "gatehouse-cpuprofile", "", "write a CPU profile of the gatehouse server under load to this file (of the access server when only access scenarios run)")
 	fs.StringVar(&o.baseProfile, "baseline-cpuprofile", "", "write a CPU profile of the baseline server under load to this file")
 	fs.StringVar(&o.siteProfile, "site-cpuprofile", "", "write a CPU profile of the gatehouse server of the seeded site under load to this file")
 	fs.Usage = func() {
@@ -157,6 +188,13 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		o.warmup = 200 * time.Millisecond
 		o.idle = 500 * time.Millisecond
 		tp.Conns, tp.Inflight = 4, 2
+		if !set["fanout"] {
+			*fanoutList = fmt.Sprintf("%dx%d", fanoutSubsQuick, fanoutRate)
+		}
+	}
+	var err error
+	if o.fanoutPoints, err = parseFanoutPoints(*fanoutList); err != nil {
+		return o, err
 	}
 	for _, n := range strings.Split(*shapeList, ",") {
 		switch strings.TrimSpace(n) {
@@ -204,6 +242,11 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 		}
 	}
 	return o, nil
+}
+
+// selectedAny reports whether any of the names was asked for explicitly.
+func (o options) selectedAny(names ...string) bool {
+	return slices.ContainsFunc(o.scenarios, func(n string) bool { return slices.Contains(names, n) })
 }
 
 // selected reports whether the scenario (or "startup") was asked for.

@@ -366,28 +366,36 @@ func fmtBytes(n int64) string {
 	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
 }
 
+// accessKey pairs a gatehouse result with the baseline result of the same measurement point.
+func accessKey(a accessResult) string {
+	return fmt.Sprintf("%s/%d/%.0f", a.Name, a.Subscribers, a.Rate)
+}
+
 // evaluateAccess adds the targets of the access measurements: absolute p99 bounds with
 // nothing missing, each with the baseline's figures of the same run in the detail.
 func (r *report) evaluateAccess() {
 	base := map[string]accessResult{}
 	for _, a := range r.Access {
 		if a.Server == baselineServer {
-			base[a.Name] = a
+			base[accessKey(a)] = a
 		}
 	}
 	for _, a := range r.Access {
 		if a.Server == baselineServer {
 			continue
 		}
-		b := base[a.Name]
+		b := base[accessKey(a)]
 		limit, name := accessPathTarget, fmt.Sprintf("%s p99 swipe → pushed event at %d/s ≤ %v, none missing",
 			a.Name, accessPathRate, accessPathTarget)
 		detail := fmt.Sprintf("p50 %s, %d/%d delivered; baseline send → reply at the same pace p99 %s",
 			fmtDur(a.P50), a.Delivered, a.Expected, fmtDur(b.P99))
 		if a.Name == fanoutName {
 			limit = fanoutTarget
-			name = fmt.Sprintf("%s p99 commit → delivery, %d subs × %d ev/s, all delivered ≤ %v",
-				a.Name, a.Subscribers, fanoutRate, fanoutTarget)
+			name = fmt.Sprintf("%s p99 commit → delivery, %d subs × %.0f ev/s, all delivered ≤ %v",
+				a.Name, a.Subscribers, a.Rate, fanoutTarget)
+			if a.Subscribers != fanoutSubs || a.Rate != fanoutRate {
+				name += " (scale point; the target is 1000 × 1000)"
+			}
 			detail = fmt.Sprintf("%d/%d swipes answered, p50 %s, %d/%d delivered (%.0f/s), stalled closed with %s; baseline broadcast p99 %s, %d/%d delivered (%.0f/s), stalled closed with %s",
 				a.Answered, a.Offered, fmtDur(a.P50), a.Delivered, a.Expected, a.PerSec, closeText(a.StalledClose),
 				fmtDur(b.P99), b.Delivered, b.Expected, b.PerSec, closeText(b.StalledClose))

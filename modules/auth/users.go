@@ -158,6 +158,13 @@ func (us *Users) SetPasswordHash(ctx context.Context, id int64, hash string) err
 	return nil
 }
 
+// Generation changes whenever a user is invalidated (changed, disabled, deleted).
+func (us *Users) Generation() uint64 {
+	us.mu.RLock()
+	defer us.mu.RUnlock()
+	return us.gen
+}
+
 // Invalidate drops a user from the cache; the next Get reads the database.
 func (us *Users) Invalidate(id int64) {
 	us.mu.Lock()

@@ -39,6 +39,7 @@ type conn struct {
 	ws   *websocket.Conn
 	sess *core.Session
 	log  zerolog.Logger
+	cork *corkConn // the connection under ws; batches of frames go out in one write
 
 	events *stream  // the event subscription (events.subscribe)
 	uuids  *uuidGen // fresh uuids of pushes
@@ -62,10 +63,10 @@ type conn struct {
 	limiter    *rate.Limiter
 }
 
-func newConn(m *Module, id string, ws *websocket.Conn, sess *core.Session, log zerolog.Logger) *conn {
+func newConn(m *Module, id string, ws *websocket.Conn, cork *corkConn, sess *core.Session, log zerolog.Logger) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
-		m: m, id: id, ws: ws, sess: sess, log: log,
+		m: m, id: id, ws: ws, cork: cork, sess: sess, log: log,
 		events: &stream{}, uuids: newUUIDGen(),
 		ctx: ctx, cancel: cancel,
 		in:         make(chan item, 16),
@@ -370,25 +371,36 @@ func (c *conn) write() {
 }
 
 // writeBatch writes first and then every frame already queued, under one deadline, and
-// returns the buffers to the pool. It reports false when a write failed (the connection is
-// then closed).
+// returns the buffers to the pool. The frames of a batch leave in one write (the connection
+// is corked meanwhile), so a client that fell behind costs one system call per batch, not per
+// frame. It reports false when a write failed (the connection is then closed).
 func (c *conn) writeBatch(first *bytes.Buffer) bool {
-	ctx, cancel := context.WithTimeout(c.ctx, c.m.WriteTimeout.D())
+	deadline := time.Now().Add(c.m.WriteTimeout.D())
+	ctx, cancel := context.WithDeadline(c.ctx, deadline)
 	defer cancel()
+	c.cork.cork()
 	b := first
 	for {
 		err := c.ws.Write(ctx, websocket.MessageText, b.Bytes())
 		putBuf(b)
 		if err != nil {
 			c.log.Debug().Err(err).Msg("websocket write failed")
+			_ = c.cork.uncork(deadline)
 			return false
 		}
 		select {
 		case b = <-c.out:
+			continue
 		default:
-			return true
 		}
+		break
 	}
+	if err := c.cork.uncork(deadline); err != nil {
+		c.log.Debug().Err(err).Msg("websocket write failed")
+		_ = c.ws.CloseNow()
+		return false
+	}
+	return true
 }
 
 // ping checks the peer every PingInterval; a missing pong ends the connection.

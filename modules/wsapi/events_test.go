@@ -357,3 +357,40 @@ func TestEventsUnsubscribe(t *testing.T) {
 		}
 	}
 }
+
+// A rank raised while a client is subscribed takes effect at the next push: the check of the
+// subscriber's rights is remembered between pushes only while no user changes. (Lowering a
+// rank revokes the user's tokens, which ends the stream.)
+func TestEventsRightsFollowRankChange(t *testing.T) {
+	t.Parallel()
+	srv := coretest.Start(t)
+	l := eventLog(t, srv)
+	admin := wstest.Dial(t, srv.WSURL)
+	admin.Login("admin", coretest.AdminPassword)
+	r := admin.Call("user.create", map[string]any{"attributes": map[string]any{
+		"username": "carol", "password": "carol-password", "rank": 0, "validity-enabled": true}})
+	if r.StatusCode != 0 {
+		t.Fatalf("user.create: %d %s %s", r.StatusCode, r.StatusString, r.Content)
+	}
+	var created struct {
+		Data struct {
+			ID int64 `json:"id"`
+		} `json:"data"`
+	}
+	r.Decode(t, &created)
+	c := wstest.Dial(t, srv.WSURL)
+	c.Login("carol", "carol-password")
+	subscribe(t, c, map[string]any{"topics": []string{"door.>"}})
+	appendEvents(t, l, "door.1.opened", 1, 999)             // someone else's: not for a user
+	appendEvents(t, l, "door.2.opened", 1, created.Data.ID) // her own
+	if e := events(t, c, 1)[0]; e.Topic != "door.2.opened" {
+		t.Fatalf("carol (rank user) got %s, want only her own door.2.opened", e.Topic)
+	}
+	if r := admin.Call("user.update", map[string]any{"user_id": created.Data.ID, "attributes": map[string]any{"rank": 1}}); r.StatusCode != 0 {
+		t.Fatalf("user.update: %d %s %s", r.StatusCode, r.StatusString, r.Content)
+	}
+	appendEvents(t, l, "door.3.opened", 1, 999) // a viewer sees everyone's events
+	if e := events(t, c, 1)[0]; e.Topic != "door.3.opened" {
+		t.Errorf("carol (now a viewer) got %s, want door.3.opened", e.Topic)
+	}
+}

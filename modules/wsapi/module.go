@@ -177,7 +177,8 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 	m.mu.Unlock()
 	defer m.wg.Done()
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: m.OriginPatterns})
+	cw := &corkingWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: m.OriginPatterns})
 	if err != nil {
 		m.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("websocket accept failed")
 		return
@@ -193,7 +194,7 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 	})
 	id := shortID()
 	log := m.log.With().Str("conn", id).Str("remote", r.RemoteAddr).Logger()
-	c = newConn(m, id, ws, sess, log)
+	c = newConn(m, id, ws, cw.conn, sess, log)
 
 	m.mu.Lock()
 	if m.shutdown {
