@@ -129,3 +129,14 @@ func (w *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *corkingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// setSendBuffer sets the kernel send buffer of a TCP connection (under TLS too); other
+// connections are left alone.
+func setSendBuffer(c net.Conn, bytes int) {
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c = t.NetConn()
+	}
+	if t, ok := c.(*net.TCPConn); ok {
+		_ = t.SetWriteBuffer(bytes)
+	}
+}

@@ -41,6 +41,12 @@ type Module struct {
 	// EventQueue bounds the live events waiting for one subscribed client on top of QueueSize;
 	// a client that falls further behind gets a lagged notice and close 4001. Default 4096.
 	EventQueue int `json:"event_queue"`
+	// SendBuffer is the kernel send buffer of a websocket connection, in bytes. It bounds what
+	// a client that stopped reading holds in the kernel beyond EventQueue, so such a client is
+	// found lagged within seconds and its memory stays small; it is far above what a live
+	// client needs (an event is a few hundred bytes). Default 128 KiB; -1 leaves the kernel's
+	// automatic sizing (megabytes on a fast link).
+	SendBuffer int `json:"send_buffer"`
 	// PingInterval and PingTimeout drive keep-alive pings. Defaults 30s and 15s.
 	PingInterval core.Duration `json:"ping_interval"`
 	PingTimeout  core.Duration `json:"ping_timeout"`
@@ -94,6 +100,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	if m.EventQueue <= 0 {
 		m.EventQueue = 4096
+	}
+	if m.SendBuffer == 0 {
+		m.SendBuffer = 128 << 10
 	}
 	if m.PingInterval <= 0 {
 		m.PingInterval = core.Duration(30 * time.Second)
@@ -185,6 +194,9 @@ func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer ws.CloseNow()
 	ws.SetReadLimit(-1) // the connection enforces its own, state-dependent limit
+	if m.SendBuffer > 0 {
+		setSendBuffer(cw.conn.Conn, m.SendBuffer)
+	}
 
 	var c *conn
 	sess := core.NewSession("leosac", r.RemoteAddr, r.UserAgent(), func(reason string) {
