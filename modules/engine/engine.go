@@ -356,15 +356,8 @@ func decide(p *people, l *layout, pins *directory.PINHasher, loc *time.Location,
 	if d.ReaderID == 0 {
 		d.ReaderID = dr.AccessPointID
 	}
-	if r.SiteMode == SiteLockdown {
-		d.Reason = ReasonLockdown
-		return d
-	}
-	if r.DoorMode == ModeLocked && r.SiteMode != SiteEvacuation {
-		d.Reason = ReasonDoorLocked
-		return d
-	}
-	// Identify the person even when the mode opens the door anyway: the event says who it was.
+	// Identify the person even when the mode decides alone (lockdown, locked, unlocked,
+	// evacuation): the event says who it was.
 	var cred *credential
 	reason := ""
 	switch {
@@ -404,6 +397,12 @@ func decide(p *people, l *layout, pins *directory.PINHasher, loc *time.Location,
 		}
 	}
 	switch {
+	case r.SiteMode == SiteLockdown:
+		d.Reason = ReasonLockdown
+		return d
+	case r.DoorMode == ModeLocked && r.SiteMode != SiteEvacuation:
+		d.Reason = ReasonDoorLocked
+		return d
 	case r.SiteMode == SiteEvacuation:
 		d.Granted, d.Reason = true, ReasonEvacuation
 		return d
