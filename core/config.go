@@ -25,6 +25,9 @@ type Config struct {
 	Data string `json:"data,omitempty"`
 	// Listen is the address of the one HTTP listener. Default "127.0.0.1:8080".
 	Listen string `json:"listen,omitempty"`
+	// Unix, if set, is the path of a Unix socket on which the same handler is also served
+	// (mode 0660, removed on shutdown); requests on it carry the peer's credentials (PeerCred).
+	Unix string `json:"unix,omitempty"`
 	// TLSCert and TLSKey are PEM files; TLSSelfSigned creates and keeps a certificate in Data.
 	TLSCert       string `json:"tls_cert,omitempty"`
 	TLSKey        string `json:"tls_key,omitempty"`
@@ -163,7 +166,7 @@ func StrictUnmarshal(b []byte, v any) error {
 const EnvPrefix = "GATEHOUSE_"
 
 // ApplyEnv overrides fields from GATEHOUSE_* variables looked up through getenv: INSTANCE_NAME,
-// DATA, LISTEN, TLS_CERT, TLS_KEY, TLS_SELF_SIGNED, LOG_LEVEL, LOG_FORMAT, DEMO, TIMEZONE,
+// DATA, LISTEN, UNIX, TLS_CERT, TLS_KEY, TLS_SELF_SIGNED, LOG_LEVEL, LOG_FORMAT, DEMO, TIMEZONE,
 // ADMIN_PASSWORD.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str := func(name string, dst *string) {
@@ -186,6 +189,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str("INSTANCE_NAME", &c.InstanceName)
 	str("DATA", &c.Data)
 	str("LISTEN", &c.Listen)
+	str("UNIX", &c.Unix)
 	str("TLS_CERT", &c.TLSCert)
 	str("TLS_KEY", &c.TLSKey)
 	str("LOG_LEVEL", &c.LogLevel)

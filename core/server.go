@@ -41,6 +41,8 @@ type Server struct {
 	db      *db.DB
 	ln      net.Listener
 	srv     *http.Server
+	unixLn  net.Listener // the --unix listener and its server; nil when not configured
+	unixSrv *http.Server
 	scheme  string
 	current atomic.Pointer[App]
 	restart chan struct{}
@@ -98,6 +100,27 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newStdLogger(opts.Log.With().Str("module", "http").Logger()),
 	}
+	if cfg.Unix != "" {
+		ul, err := listenUnix(cfg.Unix)
+		if err != nil {
+			if opts.Listener == nil {
+				_ = ln.Close()
+			}
+			app.cleanup()
+			_ = d.Close()
+			return nil, err
+		}
+		// Its own server: one http.Server serving TLS and plain listeners at once mutates its
+		// TLS configuration under the other. Requests carry the peer's SO_PEERCRED (PeerCred).
+		s.unixLn = ul
+		s.unixSrv = &http.Server{
+			Handler:           s.srv.Handler,
+			ConnContext:       peerCredContext,
+			ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+			IdleTimeout:       s.srv.IdleTimeout,
+			ErrorLog:          s.srv.ErrorLog,
+		}
+	}
 	return s, nil
 }
 
@@ -151,9 +174,21 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		serveErr <- err
 	}()
+	// The Unix socket serves the same handler, in clear (the kernel, not TLS, vouches for the
+	// peer); shutting its server down closes it, which removes the socket file.
+	unixDone := make(chan struct{})
+	go func() {
+		defer close(unixDone)
+		if s.unixSrv == nil {
+			return
+		}
+		if err := s.unixSrv.Serve(s.unixLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Str("unix", s.cfg.Unix).Msg("unix socket listener failed")
+		}
+	}()
 	// Healthy before the ready line: whoever reads that line may rely on /healthz at once.
 	s.current.Load().healthy.Store(true)
-	s.log.Info().Str("url", s.URL()).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
+	s.log.Info().Str("url", s.URL()).Str("unix", s.cfg.Unix).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
 
 	var runErr error
 	for {
@@ -180,6 +215,11 @@ func (s *Server) Run(ctx context.Context) error {
 			if err := s.srv.Shutdown(shutdownCtx); err != nil {
 				s.log.Warn().Err(err).Msg("http shutdown incomplete")
 			}
+			if s.unixSrv != nil {
+				if err := s.unixSrv.Shutdown(shutdownCtx); err != nil {
+					s.log.Warn().Err(err).Msg("unix socket shutdown incomplete")
+				}
+			}
 			cancel()
 		}
 		cancelApp()
@@ -202,6 +242,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := <-serveErr; err != nil && runErr == nil {
 		runErr = fmt.Errorf("http server: %w", err)
 	}
+	if s.unixSrv != nil {
+		_ = s.unixSrv.Close() // already shut down, unless a restart failed
+	}
+	<-unixDone
 	if err := s.db.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

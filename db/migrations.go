@@ -197,6 +197,40 @@ func migrations() []*gormigrate.Migration {
 				n    INTEGER NOT NULL
 			)`,
 		)},
+		{ID: "0003_certificates", Migrate: sqlSteps(
+			// Registered public keys (cert module). public_key is the DER SubjectPublicKeyInfo;
+			// fingerprint its SHA-256 in hex, unique: one key belongs to one user. key_size is
+			// the RSA modulus length in bytes (0 for other algorithms), so that a legacy proof
+			// only tries the keys its signature length fits.
+			`CREATE TABLE certificates (
+				id            INTEGER PRIMARY KEY AUTOINCREMENT,
+				user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+				fingerprint   TEXT NOT NULL UNIQUE,
+				algorithm     TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519', 'ecdsa-p256')),
+				key_size      INTEGER NOT NULL DEFAULT 0,
+				public_key    BLOB NOT NULL,
+				nickname      TEXT NOT NULL DEFAULT '',
+				email         TEXT NOT NULL DEFAULT '',
+				registered_at DATETIME NOT NULL
+			)`,
+			`CREATE INDEX certificates_user ON certificates(user_id)`,
+			`CREATE INDEX certificates_algorithm_size ON certificates(algorithm, key_size)`,
+		)},
+		{ID: "0004_refresh_tokens", Migrate: sqlSteps(
+			// Refresh tokens of the token REST API (/0.1, access_type "offline"): one per user and
+			// client id; only the SHA-256 of the token is stored.
+			`CREATE TABLE refresh_tokens (
+				id           TEXT PRIMARY KEY,
+				hash         TEXT NOT NULL UNIQUE,
+				user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+				client_id    TEXT NOT NULL,
+				created_at   DATETIME NOT NULL,
+				last_used_at DATETIME NOT NULL,
+				remote_addr  TEXT NOT NULL DEFAULT '',
+				user_agent   TEXT NOT NULL DEFAULT '',
+				UNIQUE (user_id, client_id)
+			)`,
+		)},
 	}
 }
 

@@ -110,6 +110,7 @@ type flags struct {
 	fs                                                 *flag.FlagSet
 	config, data, listen, tlsCert, tlsKey, level, form string
 	selfSigned, demo                                   bool
+	unix                                               string
 }
 
 func newFlags(out io.Writer) *flags {
@@ -118,6 +119,7 @@ func newFlags(out io.Writer) *flags {
 	f.fs.StringVar(&f.config, "config", "", "JSON configuration file (env GATEHOUSE_CONFIG)")
 	f.fs.StringVar(&f.data, "data", "", "data directory (default ./gatehouse-data)")
 	f.fs.StringVar(&f.listen, "listen", "", "listen address (default 127.0.0.1:8080)")
+	f.fs.StringVar(&f.unix, "unix", "", "also serve on this Unix socket (mode 0660; sysadm peer-credential login)")
 	f.fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	f.fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
@@ -153,6 +155,8 @@ func loadConfig(args []string, stderr io.Writer, getenv func(string) string) (co
 			cfg.Data = f.data
 		case "listen":
 			cfg.Listen = f.listen
+		case "unix":
+			cfg.Unix = f.unix
 		case "tls-cert":
 			cfg.TLSCert = f.tlsCert
 		case "tls-key":

@@ -5,14 +5,19 @@ import (
 	"gatehouse/core"
 	"gatehouse/modules/audit"
 	"gatehouse/modules/auth"
+	"gatehouse/modules/cert"
+	"gatehouse/modules/dashboard"
 	"gatehouse/modules/demo"
 	"gatehouse/modules/directory"
 	"gatehouse/modules/doorman"
 	"gatehouse/modules/engine"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/portal"
 	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
+	"gatehouse/modules/sysadm"
 	"gatehouse/modules/token"
+	"gatehouse/modules/tokenapi"
 	"gatehouse/modules/webhook"
 	"gatehouse/modules/wiegandreader"
 	"gatehouse/modules/wsapi"
@@ -28,12 +33,17 @@ func Infos() []core.ModuleInfo {
 		directory.Info(),
 		site.Info(),
 		audit.Info(),
+		cert.Info(),
 		engine.Info(),
 		doorman.Info(),
 		simulator.Info(),
 		demo.Info(),
 		wiegandreader.Info(),
 		webhook.Info(),
+		dashboard.Info(),
+		sysadm.Info(),
+		tokenapi.Info(),
+		portal.Info(),
 		wsapi.Info(),
 	}
 }

@@ -86,6 +86,9 @@ func table() []row {
 		{typ: "authenticate_with_token", need: anonymous, content: c(map[string]any{"token": "x"})},
 		{typ: "logout", need: loggedIn, content: c(map[string]any{}), noCall: true},
 		{typ: "whoami", need: loggedIn, content: c(map[string]any{})},
+		// Own tokens for everyone (all for administrators); an unknown id answers ENTITY_NOT_FOUND.
+		{typ: "token.list", need: loggedIn, content: c(map[string]any{})},
+		{typ: "token.revoke", need: loggedIn, content: c(map[string]any{"token_id": "00000000-0000-4000-8000-000000000000"})},
 		{typ: "system_overview", need: loggedIn, content: c(map[string]any{})},
 		{typ: "password_change", need: loggedIn, content: func(f fixtures, r core.Rank) any {
 			// The right current password and a too short new one: allowed, refused as invalid.
@@ -93,6 +96,10 @@ func table() []row {
 		}},
 		{typ: "events.subscribe", need: loggedIn, content: c(map[string]any{"topics": []string{"door.>"}})},
 		{typ: "events.unsubscribe", need: loggedIn, content: c(map[string]any{})},
+		// Keys: everyone registers, lists and revokes their own (administrators: all).
+		{typ: "cert.list", need: loggedIn, content: c(map[string]any{})},
+		{typ: "cert.register", need: loggedIn, content: c(map[string]any{"pub_key": "not a key", "nickname": "laptop"})},
+		{typ: "cert.revoke", need: loggedIn, content: c(map[string]any{"cert_id": 0})},
 		// Reading: everyone reads what concerns them; viewers and above read everything.
 		{typ: "user.read", need: viewer, content: func(f fixtures, _ core.Rank) any { return map[string]any{"user_id": f.target} }},
 		{typ: "group.read", need: viewer, content: func(f fixtures, _ core.Rank) any { return map[string]any{"group_id": f.group} }},

@@ -205,15 +205,30 @@ func (m *Module) Check(ctx context.Context, s *core.Session) (*core.Identity, er
 	if !ok {
 		return nil, core.ErrPermissionDenied
 	}
+	// Checks come once per pushed event per subscriber: the answer is remembered on the
+	// session until a token is revoked or a user changes anywhere, or the token's deadline or
+	// the account's validity end passes, whichever comes first.
+	now := m.now()
+	gen := m.tokens.Generation() + m.users.Generation() // both only grow: the sum moves when either does
+	if c := s.Checked(); c != nil && c.TokenHash == hash && c.Gen == gen && now.Before(c.Until) {
+		id := c.Identity
+		return &id, nil
+	}
 	tok, err := m.tokens.Peek(ctx, hash)
 	if err != nil {
 		return nil, core.E(core.SessionAborted, "Session aborted.", err)
 	}
 	u, err := m.users.Get(ctx, tok.UserID)
-	if err != nil || !u.ValidAt(m.now()) {
+	if err != nil || !u.ValidAt(now) {
 		return nil, core.E(core.SessionAborted, "Session aborted.", err)
 	}
-	return &core.Identity{UserID: u.ID, Username: u.Username, Rank: u.Rank, TokenID: tok.ID}, nil
+	id := core.Identity{UserID: u.ID, Username: u.Username, Rank: u.Rank, TokenID: tok.ID}
+	until := tok.Deadline()
+	if u.ValidityEnd != nil && u.ValidityEnd.Before(until) {
+		until = *u.ValidityEnd
+	}
+	s.SetChecked(&core.CheckedIdentity{Identity: id, TokenHash: hash, Gen: gen, Until: until})
+	return &id, nil
 }
 
 func (m *Module) abort(s *core.Session, hash string) {

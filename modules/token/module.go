@@ -45,7 +45,7 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
-// Provision creates the store.
+// Provision creates the store and registers token.list and token.revoke.
 func (m *Module) Provision(ctx *core.Context) error {
 	if m.Leosac.Idle == 0 {
 		m.Leosac.Idle = core.Duration(20 * time.Minute)
@@ -61,6 +61,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.log = ctx.Logger
 	m.store = NewStore(ctx.DB(), ctx.Bus(), ctx.Logger)
+	m.register(ctx.Methods())
 	return nil
 }
 

@@ -2,11 +2,12 @@
 // tokens here, so a token obtained through any front door works in all of them and revoking it
 // anywhere ends it everywhere, including live connections.
 //
-// A token is a UUIDv4 string from crypto/rand handed to the client once; only its SHA-256 is
-// stored. Each token has an owner, an absolute expiry and an optional idle timeout that slides
-// on every successful use. Valid tokens are cached in memory, so checking a token costs no
-// database read; slides are written back in batches (a crash loses at most one flush interval
-// of sliding, which only ever shortens a token's life).
+// A token is a UUIDv4 string from crypto/rand (64 hex digits for the LemonLDAP::NG portal)
+// handed to the client once; only its SHA-256 is stored. Each token has an owner, an absolute
+// expiry and an optional idle timeout that slides on every successful use. Valid tokens are
+// cached in memory, so checking a token costs no database read; slides are written back in
+// batches (a crash loses at most one flush interval of sliding, which only ever shortens a
+// token's life).
 package token
 
 import (
@@ -17,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,9 +65,13 @@ func Hash(raw string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Plausible reports whether raw has the shape of a gatehouse token (a canonical UUID). Anything
+// Plausible reports whether raw has the shape of a gatehouse token: a canonical UUID, or 64
+// lower-case hex digits (the LemonLDAP::NG portal's session ids, see DialectPortal). Anything
 // else — including the empty string — can never match and is rejected without a lookup.
 func Plausible(raw string) bool {
+	if len(raw) == hexTokenLen {
+		return isLowerHex(raw)
+	}
 	if len(raw) != 36 {
 		return false
 	}
@@ -105,7 +111,13 @@ type Store struct {
 
 	mu     sync.RWMutex
 	byHash map[string]*entry
+	drops  atomic.Uint64 // tokens dropped (revoked, expired, purged): see Generation
 }
+
+// Generation changes whenever a token stops being valid by revocation or purge (not by
+// reaching its deadline). A caller that remembers a check of a token may reuse it while the
+// generation is unchanged and the token's deadline has not passed.
+func (s *Store) Generation() uint64 { return s.drops.Load() }
 
 // NewStore returns a store on the database. bus may be nil (offline tools).
 func NewStore(d *db.DB, bus *core.Bus, log zerolog.Logger) *Store {
@@ -117,7 +129,7 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 	if req.Lifetime <= 0 {
 		return "", nil, errors.New("issue token: lifetime must be positive")
 	}
-	raw, err := uuid.NewRandom() // crypto/rand
+	raw, err := newRaw(req.Dialect) // crypto/rand
 	if err != nil {
 		return "", nil, fmt.Errorf("issue token: %w", err)
 	}
@@ -128,7 +140,7 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 	now := s.now()
 	t := Token{
 		ID:          id.String(),
-		Hash:        Hash(raw.String()),
+		Hash:        Hash(raw),
 		UserID:      req.UserID,
 		Dialect:     req.Dialect,
 		IssuedAt:    now,
@@ -145,7 +157,7 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 	s.byHash[t.Hash] = &entry{tok: t}
 	s.mu.Unlock()
 	out := t
-	return raw.String(), &out, nil
+	return raw, &out, nil
 }
 
 // Use checks the token with the given hash and, when valid, slides its idle timeout and returns
@@ -255,6 +267,7 @@ func (s *Store) drop(hash string) []*core.Session {
 	s.mu.Lock()
 	e, ok := s.byHash[hash]
 	delete(s.byHash, hash)
+	s.drops.Add(1)
 	s.mu.Unlock()
 	if !ok {
 		return nil
@@ -313,7 +326,8 @@ func (s *Store) RevokeID(ctx context.Context, id string, owner int64, reason str
 }
 
 // RevokeUser revokes every token of the user except the one whose hash is keep ("" = none),
-// and ends their live sessions with the reason. It returns how many tokens were revoked.
+// deletes all the user's refresh tokens, and ends their live sessions with the reason. It
+// returns how many tokens were revoked.
 func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason string) (int, error) {
 	var toks []Token
 	if err := s.db.Write.WithContext(ctx).Where("user_id = ? AND hash <> ?", userID, keep).Find(&toks).Error; err != nil {
@@ -331,6 +345,9 @@ func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason strin
 		e.mu.Unlock()
 	}
 	s.mu.RUnlock()
+	if err := s.deleteRefresh(ctx, userID); err != nil {
+		return 0, err
+	}
 	return len(toks), s.revoke(ctx, toks, reason)
 }
 

@@ -1,0 +1,421 @@
+package sysadm
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"gatehouse/core"
+	"gatehouse/modules/auth"
+	"gatehouse/modules/cert"
+	"gatehouse/modules/token"
+)
+
+// client is what requests run for: one websocket connection, or one REST request. Its fields
+// are used by one goroutine at a time (the connection's dispatcher, or the REST handler).
+type client struct {
+	sess *core.Session
+	conn *conn  // nil for REST
+	bind string // binds certificate challenges to the connection; "" for REST
+	log  zerolog.Logger
+	// ephemeral is the hash of a token issued for this client but never shown to it (peer
+	// credentials, REST Basic auth): it is revoked when the client logs out or goes away.
+	ephemeral string
+}
+
+// result is what a request produced: args to reply with, a function to run once the reply is
+// queued (events start after the subscribe reply), or no reply at all (auth_clear).
+type result struct {
+	args   any
+	after  func()
+	silent bool
+}
+
+// restNamespaces are the namespaces served over REST, each as /<namespace>/{name}.
+var restNamespaces = []string{"rpc", "sysadm", "settings", "gatehouse"}
+
+// exec runs one request for a client. Errors are mapped to sysadm statuses by status.
+func (m *Module) exec(ctx context.Context, cl *client, req Request) (result, error) {
+	if req.Namespace == "rpc" {
+		switch req.Name {
+		case "identify":
+			return result{args: map[string]string{"type": "server", "hostname": m.hostname}}, nil
+		case "auth":
+			return m.rpcAuth(ctx, cl, req.Args)
+		case "auth_token":
+			return m.rpcAuthToken(ctx, cl, req.Args)
+		case "auth_ssl":
+			return m.rpcAuthSSL(ctx, cl, req.Args)
+		case "auth_clear":
+			m.clear(ctx, cl, true)
+			return result{silent: true}, nil
+		}
+	}
+	if req.Namespace == "gatehouse" {
+		return m.gatehouse(ctx, cl, req)
+	}
+	if !cl.sess.LoggedIn() {
+		return result{}, core.ErrPermissionDenied
+	}
+	caller, err := m.auth.Resolve(ctx, cl.sess) // slides the token: every call counts as activity
+	if err != nil {
+		return result{}, err
+	}
+	switch req.Namespace + "/" + req.Name {
+	case "rpc/query":
+		return result{args: m.query(caller)}, nil
+	case "rpc/settings", "sysadm/settings", "settings/sysadm":
+		args, err := m.settings(ctx, caller, req.Args)
+		return result{args: args}, err
+	case "events/subscribe":
+		return m.subscribe(ctx, cl, req.Args)
+	case "events/unsubscribe":
+		return m.unsubscribe(ctx, cl, req.Args)
+	}
+	return result{}, refuse(http.StatusNotFound, "no subsystem "+req.Namespace+"/"+req.Name)
+}
+
+// decodeArgs decodes args (an object; absent or null = {}) with the core's rules: a field of
+// the wrong type is a 400 that names it.
+func decodeArgs(args json.RawMessage, v any) error {
+	return (&core.Call{Content: args}).Decode(v)
+}
+
+// secondsLeft is how long the token stays valid if it is not used again.
+func secondsLeft(t *token.Token) int64 {
+	return int64(time.Until(t.Deadline()).Round(time.Second) / time.Second)
+}
+
+// adopt logs the client in with the token of a granted login.
+func (m *Module) adopt(cl *client, res auth.LoginResult, ephemeral bool) {
+	cl.sess.Login(res.User.ID, res.Record.Hash)
+	m.tokens.Attach(res.Record.Hash, cl.sess)
+	if ephemeral {
+		cl.ephemeral = res.Record.Hash
+	}
+}
+
+// clear forgets the client's token, as sysadm does before every auth* request. The token is
+// revoked when revoke is set (auth_clear) or when the client never saw it.
+func (m *Module) clear(ctx context.Context, cl *client, revoke bool) {
+	hash, _, ok := cl.sess.Token()
+	var drop []string
+	if ok {
+		m.tokens.Detach(hash, cl.sess)
+		cl.sess.Logout()
+		if revoke || hash == cl.ephemeral {
+			drop = append(drop, hash)
+		}
+	}
+	if cl.ephemeral != "" && cl.ephemeral != hash {
+		drop = append(drop, cl.ephemeral)
+	}
+	cl.ephemeral = ""
+	for _, h := range drop {
+		if err := m.tokens.Revoke(ctx, h, "Logged out."); err != nil {
+			cl.log.Warn().Err(err).Msg("revoke token on logout")
+		}
+	}
+}
+
+func (m *Module) rpcAuth(ctx context.Context, cl *client, args json.RawMessage) (result, error) {
+	var a struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return result{}, err
+	}
+	m.clear(ctx, cl, false)
+	lr := m.loginRequest(cl.sess)
+	lr.Username, lr.Password = a.Username, a.Password
+	res, err := m.auth.Login(ctx, lr)
+	if err != nil {
+		return result{}, err
+	}
+	if res.Outcome != auth.Granted {
+		return result{}, refuse(http.StatusUnauthorized, "")
+	}
+	m.adopt(cl, res, false)
+	cl.log.Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("logged in")
+	return result{args: []any{res.Token, secondsLeft(res.Record)}}, nil
+}
+
+func (m *Module) rpcAuthToken(ctx context.Context, cl *client, args json.RawMessage) (result, error) {
+	var a struct {
+		Token string `json:"token"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return result{}, err
+	}
+	m.clear(ctx, cl, false)
+	res, err := m.auth.LoginToken(ctx, a.Token, cl.sess.Remote, Dialect)
+	if err != nil {
+		return result{}, err
+	}
+	if res.Outcome != auth.Granted {
+		return result{}, refuse(http.StatusUnauthorized, "")
+	}
+	m.adopt(cl, res, false)
+	return result{args: []any{a.Token, secondsLeft(res.Record)}}, nil
+}
+
+// rpcAuthSSL is the two-stage certificate login. Stage 1 (args that name no proof) issues a
+// challenge bound to the connection: legacy without a key, modern with {"pub_key"} or
+// {"key_id"}. Stage 2 ({"signature"} or {"encrypted_string"}, base64) checks the proof and logs
+// the key's owner in.
+func (m *Module) rpcAuthSSL(ctx context.Context, cl *client, args json.RawMessage) (result, error) {
+	if m.certs == nil {
+		return result{}, refuse(http.StatusNotFound, "certificate login is not available (the cert module is not loaded)")
+	}
+	if cl.conn == nil {
+		return result{}, refuse(http.StatusBadRequest, "auth_ssl needs the websocket: its challenge is bound to the connection")
+	}
+	var a struct {
+		PubKey          *string `json:"pub_key"`
+		KeyID           *string `json:"key_id"`
+		Signature       *string `json:"signature"`
+		EncryptedString *string `json:"encrypted_string"`
+	}
+	if t := strings.TrimSpace(string(args)); strings.HasPrefix(t, "{") {
+		if err := decodeArgs(args, &a); err != nil {
+			return result{}, err
+		}
+	} // any other args ("", null, a number…) is a legacy stage 1, as in sysadm
+	m.clear(ctx, cl, false)
+	proof := a.Signature
+	if proof == nil {
+		proof = a.EncryptedString
+	}
+	if proof == nil {
+		var key *cert.KeyRef
+		switch {
+		case a.PubKey != nil:
+			key = &cert.KeyRef{PubKeyB64PEM: *a.PubKey}
+		case a.KeyID != nil:
+			key = &cert.KeyRef{KeyID: *a.KeyID}
+		}
+		ch, err := m.certs.NewChallenge(cl.bind, key)
+		if err != nil {
+			return result{}, sslError(err)
+		}
+		return result{args: map[string]string{"test_string": ch}}, nil
+	}
+	sig, err := decodeBase64(*proof)
+	if err != nil {
+		return result{}, refuse(http.StatusBadRequest, "signature: not base64")
+	}
+	uid, err := m.certs.Verify(ctx, cl.bind, sig)
+	if err != nil {
+		return result{}, sslError(err)
+	}
+	res, err := m.auth.LoginUser(ctx, uid, m.loginRequest(cl.sess), "certificate")
+	if err != nil {
+		return result{}, err
+	}
+	if res.Outcome != auth.Granted {
+		return result{}, refuse(http.StatusUnauthorized, "")
+	}
+	m.adopt(cl, res, false)
+	cl.log.Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("logged in by certificate")
+	return result{args: []any{res.Token, secondsLeft(res.Record)}}, nil
+}
+
+// sslError answers a failed challenge or proof 401 (whatever was wrong with the key), keeping
+// 400 for malformed input, 429 for rate limits and 500 for failures.
+func sslError(err error) error {
+	ce, _ := core.StatusOf(err)
+	switch ce.Code {
+	case core.PermissionDenied, core.EntityNotFound, core.SessionAborted:
+		return refuse(http.StatusUnauthorized, "")
+	}
+	return err
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.Join(strings.Fields(s), "")
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(s)
+}
+
+// gatehouse runs a gatehouse method (namespace "gatehouse", name = Leosac type, args = Leosac
+// content) through the shared registry with the client's session.
+func (m *Module) gatehouse(ctx context.Context, cl *client, req Request) (result, error) {
+	if req.Name == "events.subscribe" || req.Name == "events.unsubscribe" {
+		return result{}, refuse(http.StatusNotFound, "use events/subscribe and events/unsubscribe")
+	}
+	args, err := m.methods.Call(ctx, cl.sess, req.Name, req.Args, cl.log)
+	return result{args: args}, err
+}
+
+// Query levels.
+const (
+	levelRead      = "read"
+	levelReadWrite = "read/write"
+)
+
+// query answers rpc/query: the subsystems this caller may use. Rights are still checked on
+// every call; this is what a client should offer its user.
+func (m *Module) query(caller *core.Identity) map[string]string {
+	out := map[string]string{
+		"rpc/query":    levelRead,
+		"rpc/identify": levelRead,
+		"rpc/settings": levelReadWrite,
+	}
+	if m.events != nil {
+		out["events/subscribe"] = levelRead
+		out["events/unsubscribe"] = levelRead
+	}
+	for _, typ := range m.methods.Types() {
+		if lvl := methodLevel(typ, caller.Rank); lvl != "" {
+			out["gatehouse/"+typ] = lvl
+		}
+	}
+	return out
+}
+
+// methodLevel classifies a gatehouse method for a rank, following the permission model
+// (README): everyone reads (what concerns them; viewers everything), managers and above
+// change the site, a few calls are administrators' only, and everyone manages their own
+// password, tokens and keys. Login calls are not listed (a session is already logged in) nor
+// the events calls (the events namespace replaces them).
+func methodLevel(typ string, rank core.Rank) string {
+	switch typ {
+	case "create_auth_token", "authenticate_with_token", "events.subscribe", "events.unsubscribe":
+		return ""
+	case "reader.simulate", "door.simulate", "user.delete", "restart":
+		if rank == core.RankAdministrator {
+			return levelReadWrite
+		}
+		return ""
+	case "logout", "password_change", "token.revoke", "cert.register", "cert.revoke":
+		return levelReadWrite
+	case "whoami", "system_overview", "access_overview", "audit.get":
+		return levelRead
+	}
+	for _, suffix := range []string{".read", ".list", ".state", ".get"} {
+		if strings.HasSuffix(typ, suffix) {
+			return levelRead
+		}
+	}
+	for _, prefix := range []string{"search.", "get_", "check_"} {
+		if strings.HasPrefix(typ, prefix) {
+			return levelRead
+		}
+	}
+	if rank.AtLeast(core.RankManager) {
+		return levelReadWrite
+	}
+	return ""
+}
+
+// settings runs the certificate actions of rpc/settings (reference A.6), short and long names.
+func (m *Module) settings(ctx context.Context, caller *core.Identity, args json.RawMessage) (any, error) {
+	var a struct {
+		Action   string `json:"action"`
+		PubKey   string `json:"pub_key"`
+		Nickname string `json:"nickname"`
+		Email    string `json:"email"`
+		User     string `json:"user"`
+	}
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	switch a.Action {
+	case "list_ssl_certs", "list_ssl_certificates", "register_ssl_cert", "register_ssl_certificate",
+		"revoke_ssl_cert", "revoke_ssl_certificate":
+	case "":
+		return nil, refuse(http.StatusBadRequest, "action is required")
+	default:
+		return nil, refuse(http.StatusBadRequest, "unknown action")
+	}
+	if m.certs == nil {
+		return nil, refuse(http.StatusNotFound, "certificates are not available (the cert module is not loaded)")
+	}
+	switch a.Action {
+	case "list_ssl_certs", "list_ssl_certificates":
+		certs, err := m.certs.List(ctx, caller)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]map[string]string{}
+		for _, c := range certs {
+			if out[c.Username] == nil {
+				out[c.Username] = map[string]string{}
+			}
+			out[c.Username][c.Fingerprint] = "Nickname: " + c.Nickname + "\nEmail: " + c.Email +
+				"\nDate Registered: " + c.RegisteredAt.UTC().Format(time.RFC3339) + "\nAlgorithm: " + c.Algorithm
+		}
+		return out, nil
+	case "register_ssl_cert", "register_ssl_certificate":
+		if a.PubKey == "" {
+			return nil, refuse(http.StatusBadRequest, "pub_key is required")
+		}
+		if _, err := m.certs.Register(ctx, caller, a.PubKey, a.Nickname, a.Email); err != nil {
+			return nil, err
+		}
+		return map[string]any{}, nil
+	default:
+		return m.revokeCert(ctx, caller, a.PubKey, a.User)
+	}
+}
+
+// revokeCert revokes the caller's key given as base64 PEM (or PEM, or its fingerprint, as
+// list_ssl_certs shows it); administrators may name another user's key. An unknown key, or
+// another user's without the right, answers 400 as sysadm does.
+func (m *Module) revokeCert(ctx context.Context, caller *core.Identity, pubKey, username string) (any, error) {
+	if pubKey == "" {
+		return nil, refuse(http.StatusBadRequest, "pub_key is required")
+	}
+	if username != "" && username != caller.Username && caller.Rank != core.RankAdministrator {
+		return nil, refuse(http.StatusBadRequest, "only administrators revoke other users' keys")
+	}
+	fp, err := fingerprint(pubKey)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "pub_key: "+err.Error())
+	}
+	certs, err := m.certs.List(ctx, caller)
+	if err != nil {
+		return nil, err
+	}
+	if username == "" {
+		username = caller.Username
+	}
+	for _, c := range certs {
+		if c.Fingerprint == fp && c.Username == username {
+			if err := m.certs.Revoke(ctx, caller, c.ID); err != nil {
+				if ce, _ := core.StatusOf(err); ce.Code == core.PermissionDenied || ce.Code == core.EntityNotFound {
+					return nil, refuse(http.StatusBadRequest, "no such key")
+				}
+				return nil, err
+			}
+			return map[string]any{}, nil
+		}
+	}
+	return nil, refuse(http.StatusBadRequest, "no such key")
+}
+
+// fingerprint returns the key id of a key given as list_ssl_certs shows it (the fingerprint,
+// 64 hex digits) or as the cert module reads keys (base64 of a PEM key or certificate, or PEM).
+func fingerprint(key string) (string, error) {
+	key = strings.TrimSpace(key)
+	if len(key) == 64 {
+		if _, err := hex.DecodeString(key); err == nil {
+			return strings.ToLower(key), nil
+		}
+	}
+	fp, err := cert.Fingerprint(key)
+	if err != nil {
+		return "", errors.New("want a key fingerprint, or the base64 of a PEM public key or certificate")
+	}
+	return fp, nil
+}
