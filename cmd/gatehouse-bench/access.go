@@ -63,7 +63,9 @@ type accessResult struct {
 	P99         time.Duration `json:"p99_ns"`
 	Max         time.Duration `json:"max_ns"`
 	Errors      int64         `json:"errors"` // non-zero status replies
-	// StalledClose is the close code the stalled subscriber got (fan-out; 0: not closed).
+	// StalledClose is the close code the stalled subscriber got (fan-out; 0: not closed;
+	// -1: the server dropped the connection without a close frame, e.g. its write timed out
+	// against the full socket buffers).
 	StalledClose int           `json:"stalled_close,omitempty"`
 	Window       time.Duration `json:"window_ns"`
 }
@@ -173,8 +175,11 @@ func runAccess(ctx context.Context, opts options, tmp string, rep *report, out i
 }
 
 func closeText(code int) string {
-	if code == 0 {
+	switch code {
+	case 0:
 		return "nothing (not closed)"
+	case -1:
+		return "a dropped connection (no close frame: the write to its full socket timed out)"
 	}
 	return strconv.Itoa(code)
 }
@@ -661,6 +666,9 @@ func fanout(ctx context.Context, url string, kind serverKind, token string, door
 			res.StalledClose = int(websocket.CloseStatus(err))
 			if res.StalledClose < 0 {
 				res.StalledClose = 0
+				if !errors.Is(err, context.DeadlineExceeded) {
+					res.StalledClose = -1
+				}
 			}
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,8 +385,8 @@ func (c *conn) writeBatch(first *bytes.Buffer) bool {
 		err := c.ws.Write(ctx, websocket.MessageText, b.Bytes())
 		putBuf(b)
 		if err != nil {
-			c.log.Debug().Err(err).Msg("websocket write failed")
 			_ = c.cork.uncork(deadline)
+			c.writeFailed(err)
 			return false
 		}
 		select {
@@ -396,11 +397,23 @@ func (c *conn) writeBatch(first *bytes.Buffer) bool {
 		break
 	}
 	if err := c.cork.uncork(deadline); err != nil {
-		c.log.Debug().Err(err).Msg("websocket write failed")
+		c.writeFailed(err)
 		_ = c.ws.CloseNow()
 		return false
 	}
 	return true
+}
+
+// writeFailed reports a failed write. One that timed out is a client that stopped reading
+// with its socket buffers full: it cannot even receive a lagged notice, so it is counted with
+// the lagged clients and dropped; it resumes with since when it comes back.
+func (c *conn) writeFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		c.m.slow.Inc()
+		c.log.Warn().Msg("slow client dropped (write timed out)")
+		return
+	}
+	c.log.Debug().Err(err).Msg("websocket write failed")
 }
 
 // ping checks the peer every PingInterval; a missing pong ends the connection.
