@@ -673,6 +673,17 @@ func TestDashboard(t *testing.T) {
 			}
 		}
 
+		// A disabled account is told so, not "wrong password".
+		if r := admin.Call("user.create", map[string]any{"attributes": map[string]any{
+			"username": "dora", "password": "dora-password-1", "rank": 1, "validity-enabled": false}}); r.StatusCode != 0 {
+			t.Fatalf("user.create: %d %s %s", r.StatusCode, r.StatusString, r.Content)
+		}
+		vt.login("dora", "dora-password-1")
+		vt.wait("an answer", `(() => { const m = document.querySelector("[data-testid=login-error]"); return m && !m.hidden && !document.querySelector("[data-testid=login-submit]").disabled; })()`)
+		if msg := eval[string](vt, `document.querySelector("[data-testid=login-error]").textContent`); !strings.Contains(msg, "disabled") {
+			t.Fatalf("disabled account login: %q", msg)
+		}
+
 		// A user (rank 0) sees the live feed (of their own events) and their account only.
 		if r := admin.Call("user.create", map[string]any{"attributes": map[string]any{
 			"username": "ulla", "password": "ulla-password-1", "firstname": "Ulla", "lastname": "User", "rank": 0}}); r.StatusCode != 0 {
