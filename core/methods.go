@@ -261,6 +261,19 @@ func (m *Methods) Has(typ string) bool {
 	return ok
 }
 
+// Access returns the Access a method type was registered with, and false when no method of
+// that type is registered. It says only who the core lets reach the handler (logged in, anyone,
+// anonymous only); handlers still check finer rights on every call.
+func (m *Methods) Access(typ string) (Access, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e, ok := m.methods[typ]
+	if !ok {
+		return 0, false
+	}
+	return e.Access, true
+}
+
 // ErrUnknownType is the INVALID_CALL answer to a type nobody registered.
 var ErrUnknownType = E(InvalidCall, "Unknown message type.", nil)
 

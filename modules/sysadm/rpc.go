@@ -263,8 +263,9 @@ const (
 	levelReadWrite = "read/write"
 )
 
-// query answers rpc/query: the subsystems this caller may use. Rights are still checked on
-// every call; this is what a client should offer its user.
+// query answers rpc/query: the subsystems this caller may use now, each "read" or
+// "read/write". It is what a client should offer its user; rights are still checked on every
+// call, and the caller's rank is resolved afresh for each query.
 func (m *Module) query(caller *core.Identity) map[string]string {
 	out := map[string]string{
 		"rpc/query":    levelRead,
@@ -276,46 +277,82 @@ func (m *Module) query(caller *core.Identity) map[string]string {
 		out["events/unsubscribe"] = levelRead
 	}
 	for _, typ := range m.methods.Types() {
-		if lvl := methodLevel(typ, caller.Rank); lvl != "" {
+		access, ok := m.methods.Access(typ)
+		if !ok {
+			continue
+		}
+		if lvl := methodLevel(typ, access, caller.Rank); lvl != "" {
 			out["gatehouse/"+typ] = lvl
 		}
 	}
 	return out
 }
 
-// methodLevel classifies a gatehouse method for a rank, following the permission model
-// (README): everyone reads (what concerns them; viewers everything), managers and above
-// change the site, a few calls are administrators' only, and everyone manages their own
-// password, tokens and keys. Login calls are not listed (a session is already logged in) nor
-// the events calls (the events namespace replaces them).
-func methodLevel(typ string, rank core.Rank) string {
+// methodLevel says how a logged-in caller of a rank may use a gatehouse method: "read",
+// "read/write" or "" (not listed).
+//
+// Who reaches the handler comes from the registry: an AnonymousOnly method (login calls) is
+// refused to every logged-in session, so it is never listed; a Public one is listed for every
+// rank. For LoggedIn methods the rank decides, following the permission model (README):
+// everyone reads what concerns them (viewers everything, and the site-wide reads are theirs) and
+// manages their own password, tokens and keys; managers and above change the site; a few calls
+// are administrators' only. Rights that depend on the content (a group's administrators may
+// change that group) are not offered to plain users, though the call itself allows them.
+// The level is "read" for calls that change nothing (by their verb), "read/write" otherwise.
+// events.subscribe and events.unsubscribe are not listed: the events namespace replaces them.
+func methodLevel(typ string, access core.Access, rank core.Rank) string {
+	level := levelReadWrite
+	if readOnly(typ) {
+		level = levelRead
+	}
+	switch access {
+	case core.AnonymousOnly:
+		return ""
+	case core.Public:
+		return level
+	}
 	switch typ {
-	case "create_auth_token", "authenticate_with_token", "events.subscribe", "events.unsubscribe":
+	case "events.subscribe", "events.unsubscribe":
 		return ""
 	case "reader.simulate", "door.simulate", "user.delete", "restart":
 		if rank == core.RankAdministrator {
-			return levelReadWrite
+			return level
 		}
 		return ""
 	case "logout", "password_change", "token.revoke", "cert.register", "cert.revoke":
-		return levelReadWrite
-	case "whoami", "system_overview", "access_overview", "audit.get":
-		return levelRead
+		return level
+	case "access_overview", "audit.get", "door.state", "get_logs", "check_update", "get_update",
+		"get_pending_update", "get_update_history", "access_point.read", "zone.read",
+		"search.user_username", "search.credential_alias", "search.access_point_alias", "search.zone_alias":
+		// Site-wide reads: viewers and above.
+		if rank.AtLeast(core.RankViewer) {
+			return level
+		}
+		return ""
+	}
+	if level == levelRead || rank.AtLeast(core.RankManager) {
+		return level
+	}
+	return ""
+}
+
+// readOnly reports whether a method type only reads, by its name (Leosac's verbs).
+func readOnly(typ string) bool {
+	switch typ {
+	case "whoami", "system_overview", "access_overview", "audit.get", "get_leosac_version":
+		return true
 	}
 	for _, suffix := range []string{".read", ".list", ".state", ".get"} {
 		if strings.HasSuffix(typ, suffix) {
-			return levelRead
+			return true
 		}
 	}
 	for _, prefix := range []string{"search.", "get_", "check_"} {
 		if strings.HasPrefix(typ, prefix) {
-			return levelRead
+			return true
 		}
 	}
-	if rank.AtLeast(core.RankManager) {
-		return levelReadWrite
-	}
-	return ""
+	return false
 }
 
 // settings runs the certificate actions of rpc/settings (reference A.6), short and long names.
@@ -347,15 +384,7 @@ func (m *Module) settings(ctx context.Context, caller *core.Identity, args json.
 		if err != nil {
 			return nil, err
 		}
-		out := map[string]map[string]string{}
-		for _, c := range certs {
-			if out[c.Username] == nil {
-				out[c.Username] = map[string]string{}
-			}
-			out[c.Username][c.Fingerprint] = "Nickname: " + c.Nickname + "\nEmail: " + c.Email +
-				"\nDate Registered: " + c.RegisteredAt.UTC().Format(time.RFC3339) + "\nAlgorithm: " + c.Algorithm
-		}
-		return out, nil
+		return listCerts(certs), nil
 	case "register_ssl_cert", "register_ssl_certificate":
 		if a.PubKey == "" {
 			return nil, refuse(http.StatusBadRequest, "pub_key is required")
@@ -369,8 +398,26 @@ func (m *Module) settings(ctx context.Context, caller *core.Identity, args json.
 	}
 }
 
-// revokeCert revokes the caller's key given as base64 PEM (or PEM, or its fingerprint, as
-// list_ssl_certs shows it); administrators may name another user's key. An unknown key, or
+// listCerts builds the list_ssl_certs reply in sysadm's shape (reference A.6): per username,
+// the base64 of each key's PEM (what sysadm clients register and revoke keys by) mapped to its
+// details, "Nickname: …\nEmail: …\nDate Registered: <RFC 3339>", to which gatehouse adds
+// "\nFingerprint: <sha256 hex>\nAlgorithm: <rsa|ed25519|ecdsa-p256>". Always an object.
+func listCerts(certs []cert.Cert) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, c := range certs {
+		if out[c.Username] == nil {
+			out[c.Username] = map[string]string{}
+		}
+		key := base64.StdEncoding.EncodeToString([]byte(c.PublicKeyPEM))
+		out[c.Username][key] = "Nickname: " + c.Nickname + "\nEmail: " + c.Email +
+			"\nDate Registered: " + c.RegisteredAt.UTC().Format(time.RFC3339) +
+			"\nFingerprint: " + c.Fingerprint + "\nAlgorithm: " + c.Algorithm
+	}
+	return out
+}
+
+// revokeCert revokes the caller's key given as base64 PEM (as list_ssl_certs keys it), PEM,
+// or its fingerprint (as list_ssl_certs details show it); administrators may name another user's key. An unknown key, or
 // another user's without the right, answers 400 as sysadm does.
 func (m *Module) revokeCert(ctx context.Context, caller *core.Identity, pubKey, username string) (any, error) {
 	if pubKey == "" {
@@ -404,8 +451,8 @@ func (m *Module) revokeCert(ctx context.Context, caller *core.Identity, pubKey, 
 	return nil, refuse(http.StatusBadRequest, "no such key")
 }
 
-// fingerprint returns the key id of a key given as list_ssl_certs shows it (the fingerprint,
-// 64 hex digits) or as the cert module reads keys (base64 of a PEM key or certificate, or PEM).
+// fingerprint returns the key id of a key given by its fingerprint (64 hex digits) or as the
+// cert module reads keys (base64 of a PEM key or certificate, or PEM).
 func fingerprint(key string) (string, error) {
 	key = strings.TrimSpace(key)
 	if len(key) == 64 {

@@ -1,13 +1,18 @@
 package tokenapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"gatehouse/core"
 	"gatehouse/core/coretest"
@@ -73,6 +78,112 @@ func leosacWithToken(t *testing.T, srv *coretest.Server, tok string) *wstest.Cli
 	return ws
 }
 
+// sysadmFrame is a frame of the sysadm websocket.
+type sysadmFrame struct {
+	Namespace string          `json:"namespace"`
+	Name      string          `json:"name"`
+	ID        string          `json:"id"`
+	Args      json.RawMessage `json:"args"`
+}
+
+// sysadmClient is a minimal client of the sysadm websocket (/sysadm).
+type sysadmClient struct {
+	t   *testing.T
+	ws  *websocket.Conn
+	seq int
+}
+
+func dialSysadm(t *testing.T, srv *coretest.Server) *sysadmClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.HTTPURL, "http")+"/sysadm", nil)
+	if err != nil {
+		t.Fatalf("dial sysadm: %v", err)
+	}
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &sysadmClient{t: t, ws: ws}
+}
+
+// next reads one frame; the error is the websocket's (a close included).
+func (c *sysadmClient) next(timeout time.Duration) (sysadmFrame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, b, err := c.ws.Read(ctx)
+	if err != nil {
+		return sysadmFrame{}, err
+	}
+	var f sysadmFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		c.t.Fatalf("sysadm frame %q: %v", b, err)
+	}
+	return f, nil
+}
+
+// send sends a request and returns its id without waiting for a reply.
+func (c *sysadmClient) send(ns, name string, args any) string {
+	c.t.Helper()
+	c.seq++
+	id := fmt.Sprintf("r%d", c.seq)
+	b, _ := json.Marshal(map[string]any{"namespace": ns, "name": name, "id": id, "args": args})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		c.t.Fatalf("sysadm write: %v", err)
+	}
+	return id
+}
+
+// call sends a request and returns its reply frame ("response" or "error").
+func (c *sysadmClient) call(ns, name string, args any) sysadmFrame {
+	c.t.Helper()
+	id := c.send(ns, name, args)
+	for {
+		f, err := c.next(10 * time.Second)
+		if err != nil {
+			c.t.Fatalf("sysadm %s/%s: %v", ns, name, err)
+		}
+		if f.ID == id {
+			return f
+		}
+	}
+}
+
+// authToken runs rpc/auth_token and fails the test unless it succeeds.
+func (c *sysadmClient) authToken(tok string) {
+	c.t.Helper()
+	if f := c.call("rpc", "auth_token", map[string]string{"token": tok}); f.Name != "response" {
+		c.t.Fatalf("sysadm auth_token: %s %s", f.Name, f.Args)
+	}
+	if f := c.call("gatehouse", "whoami", map[string]any{}); f.Name != "response" || !strings.Contains(string(f.Args), `"username":"foo"`) {
+		c.t.Fatalf("sysadm whoami after auth_token: %s %s", f.Name, f.Args)
+	}
+}
+
+// ended waits for the server to end the session: a 401 error frame, then the close 4501.
+func (c *sysadmClient) ended() {
+	c.t.Helper()
+	saw401 := false
+	for {
+		f, err := c.next(5 * time.Second)
+		var ce websocket.CloseError
+		switch {
+		case err == nil:
+			saw401 = saw401 || (f.Name == "error" && strings.Contains(string(f.Args), `"code":401`))
+			continue
+		case errors.As(err, &ce):
+			if ce.Code != 4501 || !saw401 {
+				c.t.Fatalf("sysadm session ended with %d (401 frame seen: %v), want a 401 frame and 4501", ce.Code, saw401)
+			}
+			return
+		}
+		c.t.Fatalf("sysadm session did not end: %v", err)
+	}
+}
+
 func TestOneTokenEverywhere(t *testing.T) {
 	t.Parallel()
 	srv := coretest.Start(t, cheapHashing)
@@ -91,6 +202,34 @@ func TestOneTokenEverywhere(t *testing.T) {
 	if who := whoamiCookie(t, c, leosacTok); who != "foo" {
 		t.Fatalf("Leosac token as portal cookie: whoami %q", who)
 	}
+	// … and in sysadm: rpc/auth_token on the websocket, Bearer on REST.
+	dialSysadm(t, srv).authToken(leosacTok)
+	if r := c.do("PUT", "/rpc/query", `{}`, "", "Authorization", "Bearer "+leosacTok); r.Status != http.StatusOK ||
+		!strings.Contains(string(r.Body), `"gatehouse/whoami":"read"`) {
+		t.Fatalf("Leosac token as sysadm REST Bearer: %d %s", r.Status, r.Body)
+	}
+
+	// A sysadm token works at /0.1 and in Leosac's authenticate_with_token.
+	sys := dialSysadm(t, srv)
+	f := sys.call("rpc", "auth", map[string]string{"username": "foo", "password": "bar-password"})
+	var sysReply []any
+	if err := json.Unmarshal(f.Args, &sysReply); f.Name != "response" || err != nil || len(sysReply) != 2 {
+		t.Fatalf("sysadm rpc/auth: %s %s", f.Name, f.Args)
+	}
+	sysTok, _ := sysReply[0].(string)
+	if r := c.do("HEAD", "/0.1/token/"+sysTok, "", ""); r.Status != http.StatusNoContent {
+		t.Fatalf("sysadm token at HEAD /0.1/token: %d", r.Status)
+	}
+	viaSysadm := leosacWithToken(t, srv, sysTok)
+	// Revoking it with sysadm's rpc/auth_clear (no reply) ends that Leosac session and the token.
+	sys.send("rpc", "auth_clear", nil) // no reply: the next call's answer shows the logout
+	if f := sys.call("rpc", "query", nil); f.Name != "error" || !strings.Contains(string(f.Args), `"code":401`) {
+		t.Fatalf("sysadm query after auth_clear: %s %s", f.Name, f.Args)
+	}
+	viaSysadm.ExpectPush("session_closed", 5*time.Second)
+	if r := c.do("HEAD", "/0.1/token/"+sysTok, "", ""); r.Status != http.StatusNotFound {
+		t.Fatalf("sysadm token after auth_clear at HEAD /0.1/token: %d", r.Status)
+	}
 
 	// A /0.1 token works in Leosac's authenticate_with_token and as the cookie.
 	restTok := c.create(fooBasic, `{}`).Token
@@ -108,6 +247,7 @@ func TestOneTokenEverywhere(t *testing.T) {
 	if r := c.do("GET", "/0.1/token/"+portalTok, "", ""); r.Status != http.StatusOK {
 		t.Fatalf("portal id at GET /0.1/token: %d %s", r.Status, r.Body)
 	}
+	dialSysadm(t, srv).authToken(portalTok)
 
 	// token.list shows them all, by public id and dialect, never the tokens.
 	r := ws.Call("token.list", map[string]any{})
@@ -129,11 +269,14 @@ func TestOneTokenEverywhere(t *testing.T) {
 		}
 	}
 
-	// Revoking via DELETE /0.1/token ends the live Leosac session at once.
+	// Revoking via DELETE /0.1/token ends the live Leosac and sysadm sessions at once.
+	liveSysadm := dialSysadm(t, srv)
+	liveSysadm.authToken(restTok)
 	if r := c.do("DELETE", "/0.1/token/"+restTok, "", ""); r.Status != http.StatusOK {
 		t.Fatalf("DELETE: %d", r.Status)
 	}
 	live.ExpectPush("session_closed", 5*time.Second)
+	liveSysadm.ended()
 	if r := live.Call("whoami", map[string]any{}); r.StatusCode != 2 {
 		t.Fatalf("whoami after revocation: %d, want PERMISSION_DENIED", r.StatusCode)
 	}
