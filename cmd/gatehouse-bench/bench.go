@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -71,18 +72,8 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 		}
 	}()
 
-	var load []*scenario
-	seed := false
-	for _, sc := range scenarios[1:] {
-		if !opts.selected(sc.name) || sc.server == siteServer && !opts.site {
-			continue
-		}
-		if !slices.ContainsFunc(opts.shapes, func(s loadShape) bool { return sc.runsAt(s.Name) }) {
-			continue
-		}
-		load = append(load, sc)
-		seed = seed || sc.server == siteServer
-	}
+	load := selectLoad(opts)
+	seed := slices.ContainsFunc(load, func(sc *scenario) bool { return sc.server == siteServer })
 	seed = seed || opts.site && opts.selected("startup")
 
 	// The site is seeded once, before anything is measured, and serves every round.
@@ -108,8 +99,7 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 		}
 	}
 
-	if len(load) > 0 || opts.selected(scenarios[0].name) {
-		load = append([]*scenario{scenarios[0]}, load...)
+	if len(load) > 0 {
 		if err := runScenarios(ctx, opts, tmp, site, load, rep, out); err != nil {
 			return nil, err
 		}
@@ -123,6 +113,38 @@ func bench(ctx context.Context, opts options, out io.Writer) (_ *report, err err
 	rep.evaluate()
 	rep.writeSummary(out)
 	return rep, nil
+}
+
+// selectLoad returns the scenarios to run, in the registry's order: those selected that run at
+// one of the shapes, the scenarios they are compared with side by side, and the baselines
+// they are measured against.
+func selectLoad(opts options) []*scenario {
+	want := map[string]bool{}
+	for _, sc := range scenarios {
+		if sc.server == baselineServer || !opts.selected(sc.name) || sc.server == siteServer && !opts.site {
+			continue
+		}
+		if !slices.ContainsFunc(opts.shapes, func(s loadShape) bool { return sc.runsAt(s.Name) }) {
+			continue
+		}
+		want[sc.name] = true
+		if sc.compare != "" {
+			want[sc.compare] = true
+		}
+	}
+	for name := range maps.Clone(want) {
+		want[scenarioByName(name).baselineName()] = true
+	}
+	var load []*scenario
+	for _, sc := range scenarios {
+		if want[sc.name] {
+			load = append(load, sc)
+		}
+	}
+	if len(load) == 1 { // a baseline alone: nothing to measure
+		return nil
+	}
+	return load
 }
 
 // measureStartups starts gatehouse on an empty data directory, again on that (now existing)
@@ -217,12 +239,15 @@ func runScenarios(ctx context.Context, opts options, tmp string, site *seedResul
 			load[i] = &bound
 		}
 	}
-	// runsAt is sc.runsAt, except that the baseline runs wherever another scenario does.
+	// runsAt is sc.runsAt, except that a baseline runs wherever a scenario measured against
+	// it does.
 	runsAt := func(sc *scenario, shape string) bool {
 		if sc.server != baselineServer {
 			return sc.runsAt(shape)
 		}
-		return slices.ContainsFunc(load, func(o *scenario) bool { return o.server != baselineServer && o.runsAt(shape) })
+		return slices.ContainsFunc(load, func(o *scenario) bool {
+			return o.server != baselineServer && o.baselineName() == sc.name && o.runsAt(shape)
+		})
 	}
 	if need[baselineServer] {
 		args := []string{cmdServeBaseline}
@@ -271,6 +296,17 @@ func runScenarios(ctx context.Context, opts options, tmp string, site *seedResul
 		}
 	}
 
+	// The HTTP scenarios' paths are made once, before anything is measured.
+	paths := map[string]string{}
+	for _, sc := range load {
+		if sc.proto != protoHTTP {
+			continue
+		}
+		if paths[sc.name], err = sc.httpPath(ctx, servers[sc.server].httpURL()); err != nil {
+			return fmt.Errorf("%s: %w", sc.name, err)
+		}
+	}
+
 	if slices.ContainsFunc(opts.shapes, func(s loadShape) bool {
 		return s.Name == "dashboard" && slices.ContainsFunc(load, func(sc *scenario) bool { return runsAt(sc, s.Name) })
 	}) {
@@ -292,7 +328,12 @@ func runScenarios(ctx context.Context, opts options, tmp string, site *seedResul
 					continue
 				}
 				srv := servers[sc.server]
-				res, err := runLoad(ctx, srv.wsURL(), srv.cmd.Process.Pid, sc, shape, opts.warmup, opts.duration)
+				var res runResult
+				if sc.proto == protoHTTP {
+					res, err = runHTTPLoad(ctx, srv.addr, paths[sc.name], srv.cmd.Process.Pid, sc, shape, opts.warmup, opts.duration)
+				} else {
+					res, err = runLoad(ctx, srv.wsURLAt(sc.proto.wsPath()), srv.cmd.Process.Pid, sc, shape, opts.warmup, opts.duration)
+				}
 				if err != nil {
 					if srv.exited() {
 						return errors.Join(err, srv.stop())

@@ -53,8 +53,9 @@ func TestQuick(t *testing.T) {
 	nTargets := 0
 	for _, sc := range scenarios {
 		for _, shape := range []string{"throughput", "latency", "dashboard"} {
-			if sc.runsAt(shape) || sc.server == baselineServer {
+			if sc.server != baselineServer && sc.runsAt(shape) {
 				want[sc.name+"/"+shape] = true
+				want[sc.baselineName()+"/"+shape] = true
 			}
 		}
 		nTargets += len(sc.targets)
@@ -71,6 +72,27 @@ func TestQuick(t *testing.T) {
 	}
 	for key := range want {
 		t.Errorf("%s: not run", key)
+	}
+	// The token check is compared with the bare HTTP handler, the sysadm round trip with
+	// whoami of the same run (and with the echo baseline).
+	compared := map[string]bool{}
+	for _, a := range rep.Results {
+		switch a.Scenario {
+		case "token.head":
+			if a.Baseline != "baseline.http" || a.ThroughputRatio <= 0 || a.Shape.Inflight != 1 {
+				t.Errorf("token.head: baseline %q, ratio %v, shape %v", a.Baseline, a.ThroughputRatio, a.Shape)
+			}
+			compared[a.Scenario] = true
+		case "sysadm.query":
+			if a.Baseline != "baseline" || a.ThroughputRatio <= 0 || a.Compare == nil || a.Compare.Scenario != "whoami" ||
+				a.Compare.ThroughputRatio <= 0 || a.Compare.P99Ratio <= 0 {
+				t.Errorf("sysadm.query at %s: baseline %q, ratio %v, compare %+v", a.Shape.Name, a.Baseline, a.ThroughputRatio, a.Compare)
+			}
+			compared[a.Scenario+"/"+a.Shape.Name] = true
+		}
+	}
+	if len(compared) != 3 {
+		t.Errorf("compared results: %v, want token.head and sysadm.query at throughput and latency", compared)
 	}
 	if len(rep.Startup) != 4 {
 		t.Errorf("startup: %d results, want 4", len(rep.Startup))
@@ -116,7 +138,7 @@ func TestQuick(t *testing.T) {
 	}
 	human := stderr.String()
 	for _, label := range []string{"startup:", "seeding a site", "seeded site:", "dashboard shape:", "results", "targets",
-		"conns×inflight", "vs baseline", "access:", "deliveries/s"} {
+		"conns×inflight", "vs baseline", "access:", "deliveries/s", "side by side", "vs whoami"} {
 		if !strings.Contains(human, label) {
 			t.Errorf("the human-readable report lacks %q", label)
 		}
@@ -168,6 +190,63 @@ func TestFlags(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"-scenarios", "nope"}, &out, &out); code != 2 {
 		t.Errorf("bad flag: exit code %d, want 2", code)
+	}
+}
+
+// TestSelectLoad checks that a scenario brings along its baseline and the scenario it is
+// shown next to, and nothing else.
+func TestSelectLoad(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-site=false", "-scenarios", "token.head"}, "baseline.http,token.head"},
+		{[]string{"-site=false", "-scenarios", "sysadm.query"}, "baseline,whoami,sysadm.query"},
+		{[]string{"-site=false", "-scenarios", "whoami,token.head"}, "baseline,whoami,baseline.http,token.head"},
+		{[]string{"-site=false", "-scenarios", "token.head", "-shapes", "latency"}, ""},
+		{[]string{"-site=false", "-scenarios", "baseline,startup"}, ""},
+	} {
+		o, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, sc := range selectLoad(o) {
+			names = append(names, sc.name)
+		}
+		if got := strings.Join(names, ","); got != tc.want {
+			t.Errorf("%q: runs %q, want %q", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestSysadmReply checks the sysadm reply decoding: successes by the fast path or the decoder,
+// error codes, and pushes that answer no request.
+func TestSysadmReply(t *testing.T) {
+	for _, tc := range []struct {
+		name, frame string
+		id          string
+		code        int
+	}{
+		{"response", `{"namespace":"rpc","name":"response","id":"abc","args":{"rpc/query":"read"}}`, "abc", 0},
+		{"other order", `{"name":"response","id":"abc","namespace":"rpc","args":{}}`, "abc", 0},
+		{"escaped id", `{"namespace":"rpc","name":"response","id":"a\"b","args":{}}`, `a"b`, 0},
+		{"rate limited", `{"namespace":"rpc","name":"error","id":"abc","args":{"code":429,"message":"Too Many Requests: slow down."}}`, "abc", 429},
+		{"error without code", `{"namespace":"rpc","name":"error","id":"abc","args":{}}`, "abc", 500},
+		{"push", `{"namespace":"events","name":"door.7.opened","id":"","args":{"seq":1}}`, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, code, err := protoSysadm.decodeReply([]byte(tc.frame))
+			if err != nil || string(id) != tc.id || code != tc.code {
+				t.Errorf("decodeReply(%s) = %q, %d, %v; want %q, %d", tc.frame, id, code, err, tc.id, tc.code)
+			}
+		})
+	}
+	if _, _, err := protoSysadm.decodeReply([]byte("not json")); err == nil {
+		t.Error("a non-JSON frame was accepted")
+	}
+	if got := protoSysadm.statusText([]byte(`{"namespace":"rpc","name":"error","id":"x","args":{"code":403,"message":"Forbidden"}}`)); got != "Forbidden" {
+		t.Errorf("statusText = %q", got)
 	}
 }
 

@@ -182,14 +182,9 @@ func (c *client) drive(ctx context.Context, sc *scenario, shape loadShape, w win
 		if err != nil {
 			return err
 		}
-		id, code, ok := parseHead(b)
-		if !ok {
-			// Not the compact shape both servers write: decode it properly.
-			var h reply
-			if err := json.Unmarshal(b, &h); err != nil {
-				return fmt.Errorf("server sent a non-JSON frame %q", truncate(b))
-			}
-			id, code = []byte(h.UUID), h.StatusCode
+		id, code, err := sc.proto.decodeReply(b)
+		if err != nil {
+			return err
 		}
 		seq, ok := c.seqOf(id)
 		sent, pend := pending[seq]
@@ -202,9 +197,7 @@ func (c *client) drive(ctx context.Context, sc *scenario, shape loadShape, w win
 		case code != 0:
 			st.statuses[code]++
 			if _, seen := st.statusText[code]; !seen {
-				var h reply
-				_ = json.Unmarshal(b, &h)
-				st.statusText[code] = h.StatusString
+				st.statusText[code] = sc.proto.statusText(b)
 			}
 		case !now.Before(w.start) && now.Before(w.end):
 			st.samples = append(st.samples, now.Sub(sent))
@@ -216,6 +209,86 @@ func (c *client) drive(ctx context.Context, sc *scenario, shape loadShape, w win
 		}
 	}
 	return nil
+}
+
+// decodeReply returns the id of the request a reply frame answers and its status: 0 for
+// success, else the Leosac status_code or the sysadm error code (HTTP-style). id is empty for
+// frames that answer no request (pushes); err is set for frames that are not JSON.
+func (p protocol) decodeReply(b []byte) (id []byte, code int, err error) {
+	if p == protoSysadm {
+		if id, ok := sysadmHead(b); ok {
+			return id, 0, nil
+		}
+		var f sysadmFrame
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, 0, fmt.Errorf("server sent a non-JSON frame %q", truncate(b))
+		}
+		switch f.Name {
+		case "response":
+			return []byte(f.ID), 0, nil
+		case "error":
+			if f.Args.Code == 0 {
+				f.Args.Code = 500 // an error must not count as a success
+			}
+			return []byte(f.ID), f.Args.Code, nil
+		}
+		return nil, 0, nil // a push
+	}
+	id, code, ok := parseHead(b)
+	if !ok {
+		// Not the compact shape both servers write: decode it properly.
+		var h reply
+		if err := json.Unmarshal(b, &h); err != nil {
+			return nil, 0, fmt.Errorf("server sent a non-JSON frame %q", truncate(b))
+		}
+		id, code = []byte(h.UUID), h.StatusCode
+	}
+	return id, code, nil
+}
+
+// statusText returns the message of an error reply (status_string, or the sysadm message).
+func (p protocol) statusText(b []byte) string {
+	if p == protoSysadm {
+		var f sysadmFrame
+		_ = json.Unmarshal(b, &f)
+		return f.Args.Message
+	}
+	var h reply
+	_ = json.Unmarshal(b, &h)
+	return h.StatusString
+}
+
+// sysadmFrame is a sysadm server frame as the load generator decodes it.
+type sysadmFrame struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+	Args struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"args"`
+}
+
+// sysadmHead extracts the id of a successful sysadm reply that starts
+// {"namespace":"…","name":"response","id":"…", as gatehouse writes them, without a JSON
+// decoder. ok is false for any other frame (errors, pushes, escapes); the caller then decodes
+// it properly.
+func sysadmHead(b []byte) (id []byte, ok bool) {
+	rest, found := bytes.CutPrefix(b, []byte(`{"namespace":"`))
+	if !found {
+		return nil, false
+	}
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return nil, false
+	}
+	if rest, found = bytes.CutPrefix(rest[end+1:], []byte(`,"name":"response","id":"`)); !found {
+		return nil, false
+	}
+	end = bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return nil, false
+	}
+	return rest[:end], true
 }
 
 // parseHead extracts uuid and status_code from a reply that starts {"uuid":"…", as both
@@ -418,7 +491,12 @@ func runLoad(ctx context.Context, url string, serverPID int, sc *scenario, shape
 	if cpuErr == nil {
 		res.ServerCPU, res.ClientCPU = srvCPU, cliCPU
 	}
+	res.collect(stats, dur)
+	return res, nil
+}
 
+// collect fills the figures of a run from what its connections observed in a window of dur.
+func (res *runResult) collect(stats []connStats, dur time.Duration) {
 	var all []time.Duration
 	res.Statuses, res.StatusText = map[int]int64{}, map[int]string{}
 	for _, st := range stats {
@@ -442,7 +520,6 @@ func runLoad(ctx context.Context, url string, serverPID int, sc *scenario, shape
 		res.Max = all[len(all)-1]
 		res.ServerCPUPerReq = res.ServerCPU / time.Duration(len(all))
 	}
-	return res, nil
 }
 
 // sampleCPU waits for the window and returns the CPU time the server process and this process

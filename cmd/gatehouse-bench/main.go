@@ -15,6 +15,13 @@
 // Each run has a warm-up, then a measured window. Rounds interleave the servers and the best
 // figure of the rounds is kept.
 //
+// Besides the Leosac dialect: sysadm.query, the sysadm dialect's logged-in rpc/query round trip
+// on /sysadm at the same shapes, printed side by side with whoami of the same run; and
+// token.head, the wazo-auth token check HEAD /0.1/token/{token} with a valid token on 32
+// keep-alive HTTP/1.1 connections (one request in flight each), against baseline.http, a bare
+// net/http handler answering 204 on the same route pattern in the baseline child (target ≥
+// 0.5× its req/s). Selecting a scenario runs its baseline and the scenario it is shown next to.
+//
 // The site scenarios run against a third child: gatehouse on a data directory seeded once per
 // invocation, before any measurement, with a large site (seed.go: 100,000 users, 200,000
 // credentials, 1,000 doors, 5,000 schedule mappings, 1,000,000 events; much less with -quick)
@@ -145,8 +152,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.SetOutput(out)
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each run (after a warm-up)")
 	fs.IntVar(&o.rounds, "rounds", 1, "how many times the interleaved runs are repeated; the best figure of each is reported")
-	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all): "+strings.Join(scenarioNames(), ", ")+
-		", "+strings.Join(accessNames, ", ")+", startup")
+	list := fs.String("scenarios", "", "comma-separated scenarios to run (default all; each brings its baseline and, for sysadm.query, whoami): "+
+		strings.Join(scenarioNames(), ", ")+", "+strings.Join(accessNames, ", ")+", startup")
 	fs.BoolVar(&o.access, "access", true, "measure the access path (swipe → pushed event at 500/s) and the fan-out of events to "+
 		"1,000 subscribers at 1,000 events/s with one stalled (scenarios "+strings.Join(accessNames, ", ")+")")
 	fs.BoolVar(&o.json, "json", false, "print the results as one JSON object on stdout (the table goes to stderr)")

@@ -137,9 +137,11 @@ func (c *child) exited() bool {
 	}
 }
 
-// httpURL and wsURL are the child's base URL and websocket URL.
-func (c *child) httpURL() string { return "http://" + c.addr }
-func (c *child) wsURL() string   { return "ws://" + c.addr + "/websocket" }
+// httpURL and wsURL are the child's base URL and Leosac websocket URL; wsURLAt is the URL of
+// a websocket at another path.
+func (c *child) httpURL() string            { return "http://" + c.addr }
+func (c *child) wsURL() string              { return c.wsURLAt("/websocket") }
+func (c *child) wsURLAt(path string) string { return "ws://" + c.addr + path }
 
 // healthPoll is how often /healthz is polled while waiting for a child to be ready.
 const healthPoll = 2 * time.Millisecond

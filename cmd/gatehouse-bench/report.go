@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -42,23 +43,66 @@ type reportConfig struct {
 // aggregate is the best figures of one scenario at one load shape over the rounds, and their
 // ratios to the baseline's best at the same shape.
 type aggregate struct {
-	Scenario        string         `json:"scenario"`
-	Server          serverKind     `json:"server"`
-	Shape           loadShape      `json:"shape"`
-	Rounds          int            `json:"rounds"`
-	Requests        int64          `json:"requests"` // summed over the rounds
-	ReqPerSec       float64        `json:"req_per_sec"`
-	P50             time.Duration  `json:"p50_ns"`
-	P99             time.Duration  `json:"p99_ns"`
-	Errors          int64          `json:"errors"` // summed over the rounds
-	Statuses        map[int]int64  `json:"statuses,omitempty"`
-	ServerCPUPerReq time.Duration  `json:"server_cpu_per_req_ns"`      // best of the rounds
-	ThroughputRatio float64        `json:"throughput_ratio,omitempty"` // req/s ÷ baseline's
-	P99Ratio        float64        `json:"p99_ratio,omitempty"`        // p99 ÷ baseline's
-	CPURatio        float64        `json:"cpu_ratio,omitempty"`        // server CPU/req ÷ baseline's
-	statusText      map[int]string // first status_string per code
-	scenario        *scenario      // nil for names no longer registered
-	byRound         []runResult    // the runs it was made of
+	Scenario        string        `json:"scenario"`
+	Server          serverKind    `json:"server"`
+	Shape           loadShape     `json:"shape"`
+	Rounds          int           `json:"rounds"`
+	Requests        int64         `json:"requests"` // summed over the rounds
+	ReqPerSec       float64       `json:"req_per_sec"`
+	P50             time.Duration `json:"p50_ns"`
+	P99             time.Duration `json:"p99_ns"`
+	Errors          int64         `json:"errors"` // summed over the rounds
+	Statuses        map[int]int64 `json:"statuses,omitempty"`
+	ServerCPUPerReq time.Duration `json:"server_cpu_per_req_ns"`      // best of the rounds
+	ThroughputRatio float64       `json:"throughput_ratio,omitempty"` // req/s ÷ baseline's
+	P99Ratio        float64       `json:"p99_ratio,omitempty"`        // p99 ÷ baseline's
+	CPURatio        float64       `json:"cpu_ratio,omitempty"`        // server CPU/req ÷ baseline's
+	Baseline        string        `json:"baseline,omitempty"`         // the baseline scenario of the ratios
+	// Compare is the side-by-side comparison with another scenario of the run, if it has one.
+	Compare    *comparison    `json:"compare,omitempty"`
+	statusText map[int]string // first status_string per code
+	scenario   *scenario      // nil for names no longer registered
+	byRound    []runResult    // the runs it was made of
+}
+
+// comparison is one scenario's figures as ratios to another's at the same load shape.
+type comparison struct {
+	Scenario        string  `json:"scenario"`
+	ThroughputRatio float64 `json:"throughput_ratio"` // req/s ÷ the other's
+	P99Ratio        float64 `json:"p99_ratio"`        // p99 ÷ the other's
+	CPURatio        float64 `json:"cpu_ratio"`        // server CPU/req ÷ the other's
+}
+
+// ratios returns a's figures as ratios to b's (0 where b's is unknown).
+func ratios(a, b *aggregate) comparison {
+	c := comparison{Scenario: b.Scenario}
+	if b.ReqPerSec > 0 {
+		c.ThroughputRatio = a.ReqPerSec / b.ReqPerSec
+	}
+	if b.P99 > 0 {
+		c.P99Ratio = float64(a.P99) / float64(b.P99)
+	}
+	if b.ServerCPUPerReq > 0 {
+		c.CPURatio = float64(a.ServerCPUPerReq) / float64(b.ServerCPUPerReq)
+	}
+	return c
+}
+
+// proto returns the protocol of the aggregate's scenario (Leosac for names no longer registered).
+func (a *aggregate) proto() protocol {
+	if a.scenario == nil {
+		return protoLeosac
+	}
+	return a.scenario.proto
+}
+
+// statusName names a status code of the aggregate's protocol: a Leosac status_code, or an
+// HTTP-style status (sysadm error codes, HTTP answers).
+func (a *aggregate) statusName(code int) string {
+	if a.proto() == protoLeosac {
+		return fmt.Sprintf("status_code %d (%s)", code, core.Code(code))
+	}
+	return fmt.Sprintf("status %d (%s)", code, http.StatusText(code))
 }
 
 // targetResult is one acceptance criterion with its measured value.
@@ -116,27 +160,35 @@ func (r *report) evaluate() {
 			a.ServerCPUPerReq = run.ServerCPUPerReq
 		}
 	}
-	base := map[string]*aggregate{}
+	// Results by scenario and shape name.
+	byKey := map[string]*aggregate{}
 	for i := range r.Results {
-		if r.Results[i].Server == baselineServer {
-			base[r.Results[i].Shape.Name] = &r.Results[i]
+		byKey[r.Results[i].Scenario+"\x00"+r.Results[i].Shape.Name] = &r.Results[i]
+	}
+	baseOf := func(a *aggregate) *aggregate {
+		name := scenarios[0].name
+		if a.scenario != nil {
+			name = a.scenario.baselineName()
 		}
+		return byKey[name+"\x00"+a.Shape.Name]
 	}
 	for i := range r.Results {
 		a := &r.Results[i]
-		b := base[a.Shape.Name]
-		if a.Server == baselineServer || b == nil {
+		if a.Server == baselineServer {
 			continue
 		}
-		if b.ReqPerSec > 0 {
-			a.ThroughputRatio = a.ReqPerSec / b.ReqPerSec
+		if a.scenario != nil && a.scenario.compare != "" {
+			if o := byKey[a.scenario.compare+"\x00"+a.Shape.Name]; o != nil {
+				c := ratios(a, o)
+				a.Compare = &c
+			}
 		}
-		if b.P99 > 0 {
-			a.P99Ratio = float64(a.P99) / float64(b.P99)
+		b := baseOf(a)
+		if b == nil {
+			continue
 		}
-		if b.ServerCPUPerReq > 0 {
-			a.CPURatio = float64(a.ServerCPUPerReq) / float64(b.ServerCPUPerReq)
-		}
+		c := ratios(a, b)
+		a.Baseline, a.ThroughputRatio, a.P99Ratio, a.CPURatio = b.Scenario, c.ThroughputRatio, c.P99Ratio, c.CPURatio
 	}
 
 	for _, a := range r.Results {
@@ -159,19 +211,19 @@ func (r *report) evaluate() {
 				r.Targets = append(r.Targets, tr)
 				continue
 			}
-			b := base[a.Shape.Name]
+			b := baseOf(&a)
 			if b == nil {
 				continue
 			}
 			tr := targetResult{Limit: t.ratio, Unit: "× baseline"}
 			switch t.metric {
 			case throughput:
-				tr.Name = fmt.Sprintf("%s throughput at %s ≥ %.2g× baseline", a.Scenario, a.Shape, t.ratio)
+				tr.Name = fmt.Sprintf("%s throughput at %s ≥ %.2g× %s", a.Scenario, a.Shape, t.ratio, b.Scenario)
 				tr.Value = a.ThroughputRatio
 				tr.Pass = a.Requests > 0 && a.ThroughputRatio >= t.ratio
 				tr.Detail = fmt.Sprintf("%.0f vs %.0f req/s", a.ReqPerSec, b.ReqPerSec)
 			case p99:
-				tr.Name = fmt.Sprintf("%s p99 latency at %s ≤ %.2g× baseline", a.Scenario, a.Shape, t.ratio)
+				tr.Name = fmt.Sprintf("%s p99 latency at %s ≤ %.2g× %s", a.Scenario, a.Shape, t.ratio, b.Scenario)
 				tr.Value = a.P99Ratio
 				tr.Pass = a.Requests > 0 && a.P99Ratio > 0 && a.P99Ratio <= t.ratio
 				tr.Detail = fmt.Sprintf("%s vs %s", fmtDur(a.P99), fmtDur(b.P99))
@@ -235,19 +287,26 @@ func (r *report) evaluate() {
 			busy, r.Config.NumCPU))
 	}
 	for _, a := range r.Results {
-		if n := a.Statuses[int(core.RateLimited)]; n > 0 {
+		limited, limit := int(core.RateLimited), "wsapi rate_limit, production default 5000 req/s"
+		switch a.proto() {
+		case protoSysadm:
+			limited, limit = http.StatusTooManyRequests, fmt.Sprintf("sysadm rate_limit, %d req/s in the bench", sysadmBenchRateLimit)
+		case protoHTTP:
+			limited, limit = http.StatusTooManyRequests, "HTTP"
+		}
+		if n := a.Statuses[limited]; n > 0 {
 			r.Notes = append(r.Notes, fmt.Sprintf(
-				"RATE LIMITED: %s at %s got %d RATE_LIMITED (3) replies (%q): the per-connection limit of gatehouse "+
-					"(wsapi rate_limit, production default 5000 req/s) was hit. They count as errors and are left out "+
+				"RATE LIMITED: %s at %s got %d %s replies (%q): the per-connection limit of gatehouse "+
+					"(%s) was hit. They count as errors and are left out "+
 					"of req/s and latency, so the figures of this row understate the load offered.",
-				a.Scenario, a.Shape, n, a.statusText[int(core.RateLimited)]))
+				a.Scenario, a.Shape, n, a.statusName(limited), a.statusText[limited], limit))
 		}
 		for _, code := range slices.Sorted(maps.Keys(a.Statuses)) {
-			if code == int(core.RateLimited) {
+			if code == limited {
 				continue
 			}
-			r.Notes = append(r.Notes, fmt.Sprintf("ERRORS: %s at %s got %d replies with status_code %d (%s) %q",
-				a.Scenario, a.Shape, a.Statuses[code], code, core.Code(code), a.statusText[code]))
+			r.Notes = append(r.Notes, fmt.Sprintf("ERRORS: %s at %s got %d replies with %s %q",
+				a.Scenario, a.Shape, a.Statuses[code], a.statusName(code), a.statusText[code]))
 		}
 		var unexpected int64
 		for _, run := range a.byRound {
@@ -281,7 +340,8 @@ func writeRun(out io.Writer, r runResult) {
 // writeSummary prints the best figures with their ratios, the targets and the notes.
 func (r *report) writeSummary(out io.Writer) {
 	if len(r.Results) > 0 {
-		fmt.Fprintf(out, "results (best of %d round(s); ratios against the baseline at the same shape)\n", r.Config.Rounds)
+		fmt.Fprintf(out, "results (best of %d round(s); ratios against the scenario's baseline at the same shape: "+
+			"baseline.http for the HTTP token check, the echo baseline for the others)\n", r.Config.Rounds)
 		const f = "%-20s %-11s %-14s %8s %9s %9s %9s %6s  %s\n"
 		fmt.Fprintf(out, f, "scenario", "shape", "conns×inflight", "req/s", "p50", "p99", "srv CPU", "errors", "vs baseline")
 		fmt.Fprintf(out, f, "", "", "", "", "", "", "per req", "", "(req/s, p99, server CPU per request)")
@@ -294,6 +354,22 @@ func (r *report) writeSummary(out io.Writer) {
 				fmtDur(a.P50), fmtDur(a.P99), fmtDur(a.ServerCPUPerReq), fmt.Sprint(a.Errors), vs)
 		}
 		fmt.Fprintln(out)
+		side := false
+		for _, a := range r.Results {
+			if a.Compare == nil {
+				continue
+			}
+			if !side {
+				fmt.Fprintln(out, "side by side (same run, same shape; req/s, p99, server CPU per request)")
+				side = true
+			}
+			fmt.Fprintf(out, "%-20s %-11s vs %-20s %.2f×  %.2f×  %.2f×   vs %s %.2f×  %.2f×  %.2f×\n",
+				a.Scenario, a.Shape.Name, a.Compare.Scenario, a.Compare.ThroughputRatio, a.Compare.P99Ratio, a.Compare.CPURatio,
+				a.Baseline, a.ThroughputRatio, a.P99Ratio, a.CPURatio)
+		}
+		if side {
+			fmt.Fprintln(out)
+		}
 	}
 	if len(r.Targets) > 0 {
 		fmt.Fprintln(out, "targets")

@@ -48,10 +48,42 @@ type target struct {
 	limit  time.Duration // p99Max
 }
 
+// protocol is how a scenario talks to its server.
+type protocol int
+
+const (
+	// protoLeosac: Leosac envelopes on the websocket at /websocket.
+	protoLeosac protocol = iota
+	// protoSysadm: sysadm envelopes ({"namespace","name","id","args"}) on the websocket at /sysadm.
+	protoSysadm
+	// protoHTTP: HEAD requests on keep-alive HTTP/1.1 connections, one in flight on each
+	// (httpload.go); the scenario's httpPath names the path.
+	protoHTTP
+)
+
+// wsPath is the websocket path of the protocol.
+func (p protocol) wsPath() string {
+	if p == protoSysadm {
+		return "/sysadm"
+	}
+	return "/websocket"
+}
+
 // scenario is one kind of request measured against one server.
 type scenario struct {
 	name   string
 	server serverKind
+	proto  protocol
+	// baseline names the baseline scenario its ratios are taken against, at the same load
+	// shape; "" is the echo baseline ("baseline"). Selecting the scenario runs its baseline.
+	baseline string
+	// compare names another scenario of the same run printed side by side with it (ratios of
+	// req/s, p99 and server CPU per request); selecting the scenario runs that one too.
+	compare string
+	// httpPath, for protoHTTP, returns the path to HEAD on the server at base
+	// ("http://host:port"). It runs once per invocation, before anything is measured (a login
+	// there must not count against per-user caps that the later runs fill up).
+	httpPath func(ctx context.Context, base string) (string, error)
 	// setup runs once on each connection before the measurement starts (e.g. a login).
 	setup func(ctx context.Context, c *client) error
 	// request appends one request frame carrying the given uuid to dst.
@@ -62,6 +94,14 @@ type scenario struct {
 	// The baseline runs at every shape another selected scenario runs at.
 	shapes  []string
 	targets []target
+}
+
+// baselineName returns the name of the baseline scenario it is compared with.
+func (sc *scenario) baselineName() string {
+	if sc.baseline == "" {
+		return scenarios[0].name
+	}
+	return sc.baseline
 }
 
 // runsAt reports whether the scenario runs at the named load shape.
@@ -100,6 +140,34 @@ var scenarios = []*scenario{
 		setup:   login(adminUser, benchPassword),
 		request: envelope("whoami", `{}`),
 		targets: defaultTargets,
+	},
+	// The same logged-in round trip in the sysadm dialect, side by side with whoami. No target:
+	// the issue asks for the figures next to whoami's.
+	{
+		name:    "sysadm.query",
+		server:  gatehouseServer,
+		proto:   protoSysadm,
+		setup:   sysadmLogin(adminUser, benchPassword),
+		request: sysadmEnvelope("rpc", "query", `{}`),
+		compare: "whoami",
+	},
+	// The wazo-auth token check, HEAD /0.1/token/{token} with a valid token, against a bare
+	// net/http handler answering 204 on the same path pattern (baseline.http).
+	{
+		name:     "baseline.http",
+		server:   baselineServer,
+		proto:    protoHTTP,
+		httpPath: func(context.Context, string) (string, error) { return "/0.1/token/" + baselineToken, nil },
+		shapes:   []string{"throughput"},
+	},
+	{
+		name:     "token.head",
+		server:   gatehouseServer,
+		proto:    protoHTTP,
+		baseline: "baseline.http",
+		httpPath: createToken(adminUser, benchPassword),
+		shapes:   []string{"throughput"},
+		targets:  []target{{shape: "throughput", metric: throughput, ratio: 0.5}},
 	},
 	// The seeded site (100,000 users, 200,000 credentials, 1,000 doors, 5,000 mappings,
 	// 1,000,000 events), logged in as admin.
@@ -259,6 +327,54 @@ func login(username, password string) func(ctx context.Context, c *client) error
 			return fmt.Errorf("create_auth_token: login refused: %s", rep.Content)
 		}
 		return nil
+	}
+}
+
+// sysadmEnvelope returns a request builder for a sysadm envelope with a fixed namespace, name
+// and args.
+func sysadmEnvelope(namespace, name, args string) func(dst, id []byte) []byte {
+	prefix := `{"namespace":` + quote(namespace) + `,"name":` + quote(name) + `,"id":"`
+	suffix := `","args":` + args + `}`
+	return func(dst, id []byte) []byte {
+		dst = append(dst, prefix...)
+		dst = append(dst, id...)
+		return append(dst, suffix...)
+	}
+}
+
+// sysadmLogin returns a setup that logs a sysadm connection in with rpc/auth.
+func sysadmLogin(username, password string) func(ctx context.Context, c *client) error {
+	args, _ := json.Marshal(map[string]string{"username": username, "password": password})
+	req := sysadmEnvelope("rpc", "auth", string(args))
+	return func(ctx context.Context, c *client) error {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		seq, err := c.send(ctx, req)
+		if err != nil {
+			return fmt.Errorf("rpc/auth: %w", err)
+		}
+		for {
+			b, err := c.read(ctx)
+			if err != nil {
+				return fmt.Errorf("rpc/auth: %w", err)
+			}
+			var f struct {
+				Name string          `json:"name"`
+				ID   string          `json:"id"`
+				Args json.RawMessage `json:"args"`
+			}
+			if err := json.Unmarshal(b, &f); err != nil {
+				return fmt.Errorf("rpc/auth: server sent a non-JSON frame %q", truncate(b))
+			}
+			if s, ok := c.seqOf([]byte(f.ID)); !ok || s != seq {
+				continue
+			}
+			var granted []json.RawMessage // ["<token>", <seconds left>]
+			if f.Name != "response" || json.Unmarshal(f.Args, &granted) != nil || len(granted) != 2 {
+				return fmt.Errorf("rpc/auth: login refused: %s", truncate(b))
+			}
+			return nil
+		}
 	}
 }
 
