@@ -14,10 +14,8 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
@@ -25,6 +23,7 @@ import (
 	"gatehouse/modules/cert"
 	"gatehouse/modules/eventlog"
 	"gatehouse/modules/token"
+	"gatehouse/modules/wsconn"
 )
 
 // ModuleID is the sysadm module's ID.
@@ -43,15 +42,12 @@ func Info() core.ModuleInfo {
 type Module struct {
 	// Path is where the websocket is served. Default "/sysadm".
 	Path string `json:"path"`
-	// ReadLimitAnonymous bounds a frame before login. Default 64 KiB.
-	ReadLimitAnonymous int64 `json:"read_limit_anonymous"`
-	// ReadLimit bounds a frame after login, and a REST body. Default 1 MiB.
-	ReadLimit int64 `json:"read_limit"`
-	// QueueSize bounds the frames waiting to be written to one client. Default 256.
-	QueueSize int `json:"queue_size"`
-	// EventQueue bounds the live events waiting for one subscribed client; a client that falls
-	// further behind is closed with 4001. Default 4096.
-	EventQueue int `json:"event_queue"`
+	// Settings are the keys shared with the other websocket dialects. Defaults:
+	// read_limit_anonymous 64 KiB, read_limit 1 MiB (also bounds a REST body), queue_size 256,
+	// event_queue 4096, send_buffer 128 KiB, ping_interval 30s, ping_timeout 15s,
+	// write_timeout 5s, call_timeout 30s, rate_limit 1000 (-1 disables; excess requests are
+	// answered 429).
+	wsconn.Settings
 	// AuthWindow is how long a connection may stay unauthenticated. Default 30s.
 	AuthWindow core.Duration `json:"auth_window"`
 	// IdleTimeout closes a connection that sent nothing for that long. Default 10m.
@@ -60,19 +56,6 @@ type Module struct {
 	// tokens this dialect issues. Defaults 5m and 24h.
 	TokenIdle core.Duration `json:"token_idle"`
 	TokenMax  core.Duration `json:"token_max"`
-	// PingInterval and PingTimeout drive keep-alive pings. Defaults 30s and 15s.
-	PingInterval core.Duration `json:"ping_interval"`
-	PingTimeout  core.Duration `json:"ping_timeout"`
-	// WriteTimeout bounds one frame write. Default 5s.
-	WriteTimeout core.Duration `json:"write_timeout"`
-	// CallTimeout bounds one call. Default 30s.
-	CallTimeout core.Duration `json:"call_timeout"`
-	// RateLimit is the sustained requests per second one connection may send; excess requests
-	// are answered 429. 0 means the default 1000; -1 disables.
-	RateLimit float64 `json:"rate_limit"`
-	// OriginPatterns are extra browser origins (host patterns) allowed to open the websocket.
-	// Same-origin and non-browser clients are always allowed.
-	OriginPatterns []string `json:"origin_patterns"`
 	// UnixUsers maps operating-system users (by name or numeric uid) to gatehouse usernames: a
 	// client on the Unix socket listener whose peer uid maps to a user is logged in as that
 	// user without a password. Connections over TCP never are, whatever their address.
@@ -86,10 +69,7 @@ type Module struct {
 	events   *eventlog.Log // nil when the eventlog module is not loaded
 	hostname string
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	shutdown bool
-	wg       sync.WaitGroup
+	hub *wsconn.Hub // the websocket connections
 }
 
 var (
@@ -125,7 +105,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.log = ctx.Logger
 	m.methods = ctx.Methods()
 	m.hostname, _ = os.Hostname()
-	m.conns = make(map[*conn]struct{})
+	cfg := m.Config()
+	cfg.AuthWindow, cfg.IdleTimeout = m.AuthWindow.D(), m.IdleTimeout.D()
+	m.hub = wsconn.NewHub(cfg, "sysadm", m.log)
 	ctx.Handle("GET "+m.Path, http.HandlerFunc(m.serveWS))
 	for _, ns := range restNamespaces {
 		for _, verb := range []string{"GET", "POST", "PUT"} {
@@ -155,6 +137,9 @@ func (m *Module) defaults() {
 	}
 	if m.EventQueue <= 0 {
 		m.EventQueue = 4096
+	}
+	if m.SendBuffer == 0 {
+		m.SendBuffer = 128 << 10
 	}
 	setD(&m.AuthWindow, 30*time.Second)
 	setD(&m.IdleTimeout, 10*time.Minute)
@@ -195,37 +180,10 @@ func (m *Module) Validate() error {
 
 // Run waits for ctx, then closes every websocket with 1001 after writing what was queued for it,
 // and returns when all of them have ended.
-func (m *Module) Run(ctx context.Context) error {
-	<-ctx.Done()
-	m.mu.Lock()
-	m.shutdown = true
-	for c := range m.conns {
-		c.requestClose(websocket.StatusGoingAway, "server shutting down", nil, false)
-	}
-	m.mu.Unlock()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		m.log.Warn().Msg("sysadm connections still open after 15s; forcing them closed")
-		m.mu.Lock()
-		for c := range m.conns {
-			c.cancel()
-			_ = c.ws.CloseNow()
-		}
-		m.mu.Unlock()
-		<-done
-	}
-	return nil
-}
+func (m *Module) Run(ctx context.Context) error { return m.hub.Run(ctx) }
 
 // Connections returns the number of open websocket connections.
-func (m *Module) Connections() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.conns)
-}
+func (m *Module) Connections() int { return m.hub.Len() }
 
 // remoteOf names the client of a request: its TCP address, or for the Unix socket the peer's
 // uid (the throttling key: one per local user, never shared with TCP clients).

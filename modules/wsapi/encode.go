@@ -4,24 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
-	"sync"
 	"unicode/utf8"
 )
-
-// bufPool recycles the buffers frames are read into and replies are encoded into.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func getBuf() *bytes.Buffer { return bufPool.Get().(*bytes.Buffer) }
-
-// putBuf returns a buffer to the pool unless it grew large (a 1 MiB frame should not pin a
-// megabyte per idle pool slot).
-func putBuf(b *bytes.Buffer) {
-	if b.Cap() > 64<<10 {
-		return
-	}
-	b.Reset()
-	bufPool.Put(b)
-}
 
 // encodeReply writes r as one JSON object into buf. The envelope is written by hand (it is on
 // every reply); the content goes through encoding/json unless it is already raw JSON.

@@ -1,18 +1,14 @@
 package wsapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	mrand "math/rand/v2"
-	"slices"
 	"sync"
 
 	"gatehouse/core"
-	"gatehouse/modules/eventlog"
 )
 
 // registerEvents registers events.subscribe and events.unsubscribe (contract §5, §9).
@@ -22,69 +18,6 @@ func (m *Module) registerEvents(reg *core.Methods) {
 		core.Method{Type: "events.unsubscribe", Handler: m.eventsUnsubscribe},
 	)
 }
-
-// stream is a connection's event subscription: one eventlog.Stream over the union of the
-// topics the client subscribed to.
-type stream struct {
-	mu     sync.Mutex
-	topics []string
-	cur    *eventlog.Stream
-	last   int64 // seq of the last event queued to the client (or the stream's start)
-	lastMu sync.Mutex
-}
-
-func (s *stream) setLast(seq int64) {
-	s.lastMu.Lock()
-	if seq > s.last {
-		s.last = seq
-	}
-	s.lastMu.Unlock()
-}
-
-func (s *stream) lastSeq() int64 {
-	s.lastMu.Lock()
-	defer s.lastMu.Unlock()
-	return s.last
-}
-
-// stop ends the current eventlog stream and waits for it. Call with s.mu held.
-func (s *stream) stop() {
-	if s.cur != nil {
-		s.cur.Stop()
-		s.cur.Wait()
-		s.cur = nil
-	}
-}
-
-// sink delivers a stream's events to the connection as Leosac "event" pushes.
-type sink struct {
-	c   *conn
-	log *eventlog.Log
-	st  *stream
-}
-
-func (k sink) frame(e *eventlog.Event) *bytes.Buffer {
-	return k.c.encodeEvent(k.log.PushJSON(e))
-}
-
-// Deliver queues an event, waiting for room in the connection's queue.
-func (k sink) Deliver(ctx context.Context, e *eventlog.Event) error {
-	b := k.frame(e)
-	select {
-	case k.c.out <- b:
-		k.st.setLast(e.Seq)
-		return nil
-	case <-ctx.Done():
-		putBuf(b)
-		return ctx.Err()
-	case <-k.c.closing:
-		putBuf(b)
-		return context.Canceled
-	}
-}
-
-// Lagged closes the client with 4001 after a lagged notice.
-func (k sink) Lagged() { k.c.lagged() }
 
 type subscribeRequest struct {
 	Topics []string `json:"topics"`
@@ -117,68 +50,19 @@ func (m *Module) eventsSubscribe(ctx context.Context, call *core.Call) (any, err
 		return nil, core.E(core.InvalidArgument, "since: must be ≥ 0", nil)
 	}
 	c := m.connOf(call.Session)
-	if c == nil {
+	if c == nil || c.events == nil {
 		return nil, core.E(core.GeneralFailure, "No event stream on this connection.", nil)
 	}
-	st := c.events
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	topics := slices.Clone(st.topics)
-	for _, t := range req.Topics {
-		if !slices.Contains(topics, t) {
-			topics = append(topics, t)
-		}
-	}
-	since := int64(-1)
-	switch {
-	case req.Since != nil:
-		since = *req.Since
-	case st.cur != nil:
-		since = st.lastSeq()
-	}
-	st.stop()
-	s, resync, err := m.openStream(ctx, c, topics, since, req.Epoch)
+	s, resync, err := c.events.Subscribe(ctx, req.Topics, req.Since, req.Epoch)
 	if err != nil {
 		return nil, err
 	}
-	st.topics, st.cur = topics, s
-	st.last = s.LastSeq()
-	if since >= 0 && !resync {
-		st.last = since
-	}
-	call.AfterReply(func() { s.Start(c.ctx) })
+	call.AfterReply(func() { c.events.Start(s) })
 	reply := map[string]any{"seq": s.LastSeq(), "epoch": m.events.Epoch()}
 	if resync {
 		reply["resync"] = true
 	}
 	return reply, nil
-}
-
-// openStream subscribes to the log; when since cannot be resumed it subscribes from now and
-// reports resync.
-func (m *Module) openStream(ctx context.Context, c *conn, topics []string, since int64, epoch string) (*eventlog.Stream, bool, error) {
-	st := c.events
-	opts := eventlog.StreamOptions{
-		Patterns: topics, Since: since, Epoch: epoch, Name: "ws-" + c.id, Queue: m.EventQueue,
-		Allowed: func(ctx context.Context, e *eventlog.Event) (bool, error) {
-			id, err := m.methods.Check(ctx, c.sess)
-			if err != nil {
-				return false, err // the session ended: so does its stream
-			}
-			return eventlog.Visible(id, e), nil
-		},
-	}
-	k := sink{c: c, log: m.events, st: st}
-	s, err := m.events.Subscribe(ctx, opts, k)
-	if errors.Is(err, eventlog.ErrResync) {
-		opts.Since = -1
-		s, err = m.events.Subscribe(ctx, opts, k)
-		return s, true, err
-	}
-	if err != nil {
-		return nil, false, core.E(core.InvalidArgument, "topics: "+err.Error(), err)
-	}
-	return s, false, nil
 }
 
 // eventsUnsubscribe removes the given topics (all when absent) from the subscription.
@@ -190,33 +74,15 @@ func (m *Module) eventsUnsubscribe(ctx context.Context, call *core.Call) (any, e
 		return nil, err
 	}
 	c := m.connOf(call.Session)
-	if c == nil {
+	if c == nil || c.events == nil {
 		return map[string]any{}, nil
 	}
-	st := c.events
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	var keep []string
-	if req.Topics != nil {
-		for _, t := range st.topics {
-			if !slices.Contains(req.Topics, t) {
-				keep = append(keep, t)
-			}
-		}
+	s, err := c.events.Unsubscribe(ctx, req.Topics, req.Topics == nil)
+	if err != nil {
+		return nil, err
 	}
-	if len(keep) == len(st.topics) && st.cur != nil {
-		return map[string]any{}, nil
-	}
-	since := st.lastSeq()
-	st.stop()
-	st.topics = keep
-	if len(keep) > 0 {
-		s, _, err := m.openStream(ctx, c, keep, since, "")
-		if err != nil {
-			return nil, err
-		}
-		st.cur = s
-		call.AfterReply(func() { s.Start(c.ctx) })
+	if s != nil {
+		call.AfterReply(func() { c.events.Start(s) })
 	}
 	return map[string]any{}, nil
 }

@@ -6,17 +6,18 @@
 package wsapi
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/wsconn"
 )
 
 // ModuleID is the websocket module's ID.
@@ -32,34 +33,13 @@ func Info() core.ModuleInfo {
 type Module struct {
 	// Path is where the websocket is served. Default "/websocket" (Leosac's web UI uses it).
 	Path string `json:"path"`
-	// ReadLimitAnonymous bounds a frame before login. Default 64 KiB.
-	ReadLimitAnonymous int64 `json:"read_limit_anonymous"`
-	// ReadLimit bounds a frame after login. Default 1 MiB.
-	ReadLimit int64 `json:"read_limit"`
-	// QueueSize bounds the frames waiting to be written to one client. Default 256.
-	QueueSize int `json:"queue_size"`
-	// EventQueue bounds the live events waiting for one subscribed client on top of QueueSize;
-	// a client that falls further behind gets a lagged notice and close 4001. Default 4096.
-	EventQueue int `json:"event_queue"`
-	// SendBuffer is the kernel send buffer of a websocket connection, in bytes. It bounds what
-	// a client that stopped reading holds in the kernel beyond EventQueue, so such a client is
-	// found lagged within seconds and its memory stays small; it is far above what a live
-	// client needs (an event is a few hundred bytes). Default 128 KiB; -1 leaves the kernel's
-	// automatic sizing (megabytes on a fast link).
-	SendBuffer int `json:"send_buffer"`
-	// PingInterval and PingTimeout drive keep-alive pings. Defaults 30s and 15s.
-	PingInterval core.Duration `json:"ping_interval"`
-	PingTimeout  core.Duration `json:"ping_timeout"`
-	// WriteTimeout bounds one frame write; a client slower than that is closed. Default 5s.
-	WriteTimeout core.Duration `json:"write_timeout"`
-	// CallTimeout bounds one call. Default 30s.
-	CallTimeout core.Duration `json:"call_timeout"`
-	// RateLimit is the sustained requests per second one connection may send (burst the same);
-	// excess requests are answered RATE_LIMITED. 0 means the default 5000; -1 disables.
-	RateLimit float64 `json:"rate_limit"`
-	// OriginPatterns are extra browser origins (host patterns) allowed to connect, e.g. where a
-	// Leosac web UI is served from. Same-origin and non-browser clients are always allowed.
-	OriginPatterns []string `json:"origin_patterns"`
+	// Settings are the keys shared with the other websocket dialects. Defaults:
+	// read_limit_anonymous 64 KiB, read_limit 1 MiB, queue_size 256, event_queue 4096,
+	// send_buffer 128 KiB, ping_interval 30s, ping_timeout 15s, write_timeout 5s (a client
+	// that stopped reading is then closed), call_timeout 30s, rate_limit 5000 (-1 disables;
+	// excess requests are answered RATE_LIMITED). origin_patterns are e.g. where a Leosac web
+	// UI is served from.
+	wsconn.Settings
 
 	log     zerolog.Logger
 	methods *core.Methods
@@ -69,11 +49,9 @@ type Module struct {
 
 	events *eventlog.Log // nil when the eventlog module is not loaded
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	bySess   map[*core.Session]*conn
-	shutdown bool
-	wg       sync.WaitGroup
+	hub    *wsconn.Hub
+	mu     sync.Mutex
+	bySess map[*core.Session]*conn
 
 	connGauge prometheus.Gauge
 	slow      prometheus.Counter
@@ -127,7 +105,6 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.started = ctx.Started()
 	m.cfg = ctx.Config()
 	m.modules = ctx.ModuleIDs
-	m.conns = make(map[*conn]struct{})
 	m.bySess = make(map[*core.Session]*conn)
 	m.connGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_ws_connections", Help: "Open Leosac-dialect websocket connections."})
@@ -139,6 +116,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if err := ctx.Metrics().Register(m.slow); err != nil {
 		return err
 	}
+	cfg := m.Config()
+	cfg.OnSlow = m.slow.Inc
+	m.hub = wsconn.NewHub(cfg, "websocket", m.log)
 	ctx.Handle(m.Path, http.HandlerFunc(m.serveWS))
 	m.registerGeneral(ctx.Methods())
 	if mod, ok := ctx.Module(eventlog.ModuleID); ok {
@@ -150,80 +130,46 @@ func (m *Module) Provision(ctx *core.Context) error {
 
 // Run waits for ctx, then closes every connection with 1001 (going away) after writing what
 // was queued for it, and returns when all of them have ended.
-func (m *Module) Run(ctx context.Context) error {
-	<-ctx.Done()
-	m.mu.Lock()
-	m.shutdown = true
-	for c := range m.conns {
-		c.requestClose(websocket.StatusGoingAway, "server shutting down", nil, false)
-	}
-	m.mu.Unlock()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		m.log.Warn().Msg("websocket connections still open after 15s; forcing them closed")
-		m.mu.Lock()
-		for c := range m.conns {
-			c.cancel()
-			_ = c.ws.CloseNow()
-		}
-		m.mu.Unlock()
-		<-done
-	}
-	return nil
-}
+func (m *Module) Run(ctx context.Context) error { return m.hub.Run(ctx) }
 
 func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
-	m.mu.Lock()
-	if m.shutdown {
-		m.mu.Unlock()
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	m.wg.Add(1)
-	m.mu.Unlock()
-	defer m.wg.Done()
-
-	cw := &corkingWriter{ResponseWriter: w}
-	ws, err := websocket.Accept(cw, r, &websocket.AcceptOptions{OriginPatterns: m.OriginPatterns})
-	if err != nil {
-		m.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("websocket accept failed")
-		return
-	}
-	defer ws.CloseNow()
-	ws.SetReadLimit(-1) // the connection enforces its own, state-dependent limit
-	if m.SendBuffer > 0 {
-		setSendBuffer(cw.conn.Conn, m.SendBuffer)
-	}
-
 	var c *conn
 	sess := core.NewSession("leosac", r.RemoteAddr, r.UserAgent(), func(reason string) {
 		if c != nil {
-			c.Push("session_closed", map[string]string{"reason": reason})
+			c.push("session_closed", map[string]string{"reason": reason})
 		}
 	})
 	id := shortID()
 	log := m.log.With().Str("conn", id).Str("remote", r.RemoteAddr).Logger()
-	c = newConn(m, id, ws, cw.conn, sess, log)
-
-	m.mu.Lock()
-	if m.shutdown {
-		m.mu.Unlock()
-		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+	wc := m.hub.Accept(w, r, sess, log)
+	if wc == nil {
 		return
 	}
-	m.conns[c] = struct{}{}
+	defer m.hub.Leave(wc)
+	c = &conn{Conn: wc, m: m, id: id, sess: sess, log: log, uuids: newUUIDGen()}
+	if m.events != nil {
+		c.events = wsconn.NewEvents(wc, wsconn.EventsConfig{
+			Log: m.events, Methods: m.methods, Name: "ws-" + id, Queue: m.EventQueue,
+			Frame: func(e *eventlog.Event) *bytes.Buffer { return c.encodeEvent(m.events.PushJSON(e)) },
+			BadTopics: func(err error) error {
+				return core.E(core.InvalidArgument, "topics: "+err.Error(), err)
+			},
+		})
+	}
+
+	m.mu.Lock()
 	m.bySess[sess] = c
 	m.mu.Unlock()
 	m.connGauge.Inc()
 	log.Debug().Msg("websocket connected")
 
-	c.serve()
+	c.Serve(c)
+	if c.events != nil {
+		c.events.Stop()
+	}
+	m.methods.Release(sess)
 
 	m.mu.Lock()
-	delete(m.conns, c)
 	delete(m.bySess, sess)
 	m.mu.Unlock()
 	m.connGauge.Dec()
@@ -238,8 +184,4 @@ func (m *Module) connOf(s *core.Session) *conn {
 }
 
 // Connections returns the number of open connections.
-func (m *Module) Connections() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.conns)
-}
+func (m *Module) Connections() int { return m.hub.Len() }
