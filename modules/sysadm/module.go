@@ -8,12 +8,14 @@ package sysadm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/user"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -70,6 +72,11 @@ type Module struct {
 	hostname string
 
 	hub *wsconn.Hub // the websocket connections
+
+	// queryByRank holds the rpc/query answer of each rank, encoded on first use: it depends only
+	// on the rank and the method registry, which is complete once the modules are provisioned
+	// (before the first request).
+	queryByRank [core.RankAdministrator + 1]atomic.Pointer[json.RawMessage]
 }
 
 var (

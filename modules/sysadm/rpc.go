@@ -70,7 +70,7 @@ func (m *Module) exec(ctx context.Context, cl *client, req Request) (result, err
 	}
 	switch req.Namespace + "/" + req.Name {
 	case "rpc/query":
-		return result{args: m.query(caller)}, nil
+		return result{args: m.queryReply(caller.Rank)}, nil
 	case "rpc/settings", "sysadm/settings", "settings/sysadm":
 		args, err := m.settings(ctx, caller, req.Args)
 		return result{args: args}, err
@@ -262,6 +262,28 @@ const (
 	levelRead      = "read"
 	levelReadWrite = "read/write"
 )
+
+// queryReply is query's answer for a rank, encoded once per rank.
+func (m *Module) queryReply(rank core.Rank) json.RawMessage {
+	if !rank.Valid() {
+		return m.encodeQuery(rank)
+	}
+	if b := m.queryByRank[rank].Load(); b != nil {
+		return *b
+	}
+	b := m.encodeQuery(rank)
+	m.queryByRank[rank].Store(&b)
+	return b
+}
+
+func (m *Module) encodeQuery(rank core.Rank) json.RawMessage {
+	b, err := json.Marshal(m.query(&core.Identity{Rank: rank}))
+	if err != nil { // a map of strings always encodes
+		m.log.Error().Err(err).Msg("encode rpc/query")
+		return json.RawMessage(`{}`)
+	}
+	return b
+}
 
 // query answers rpc/query: the subsystems this caller may use now, each "read" or
 // "read/write". It is what a client should offer its user; rights are still checked on every
