@@ -254,7 +254,10 @@ func TestHeadGetDelete(t *testing.T) {
 	// Other paths under /0.1 answer in the same shape.
 	wantError(t, c.do("GET", "/0.1/nothing", "", ""), http.StatusNotFound, "")
 	wantError(t, c.do("PUT", "/0.1/token", "{}", fooBasic), http.StatusMethodNotAllowed, "")
-	wantError(t, c.do("GET", "/0.1/token", "", ""), http.StatusMethodNotAllowed, "")
+	wantError(t, c.do("GET", "/0.1/token", "", ""), http.StatusBadRequest, "Missing token") // no header either
+	if r := c.do("PATCH", "/0.1/token", "", ""); r.Header.Get("Allow") != "DELETE, GET, HEAD, POST" {
+		t.Fatalf("PATCH /0.1/token: %d, Allow %q", r.Status, r.Header.Get("Allow"))
+	}
 	wantError(t, c.do("GET", "/0.1/token/", "", ""), http.StatusNotFound, "")
 }
 
@@ -519,6 +522,16 @@ func TestLogsNeverCarryTokens(t *testing.T) {
 		c.do("GET", p, "", "")
 	}
 	c.do("POST", "/0.1/token/"+d.Token+"/scopes/check", `{"scopes": ["a"]}`, "")
+	// The header and body forms, and a refused query-string token.
+	for _, h := range [][]string{{tokenapi.AuthTokenHeader, d.Token}, {"Authorization", "Bearer " + d.Token}} {
+		c.do("HEAD", "/0.1/token?scope=confd", "", "", h...)
+		c.do("GET", "/0.1/token", "", "", h...)
+		c.do("POST", "/0.1/token/scopes/check", `{"scopes": ["a"]}`, "", h...)
+	}
+	c.do("POST", "/0.1/token/scopes/check", `{"token": "`+d.Token+`", "scopes": ["a"]}`, "")
+	c.do("GET", "/0.1/token?token="+refreshed.Token, "", "")
+	c.do("DELETE", "/0.1/token/"+uuid.NewString(), "", "", tokenapi.AuthTokenHeader, d.Token) // two tokens: 400
+	c.do("DELETE", "/0.1/token", "", "", tokenapi.AuthTokenHeader, d.Token)
 	c.do("DELETE", "/0.1/token/"+d.Token, "", "")
 	c.do("GET", "/0.1/token/"+d.Token, "", "")
 	out := logs.String()
@@ -530,6 +543,12 @@ func TestLogsNeverCarryTokens(t *testing.T) {
 	}
 	if !regexp.MustCompile(`"path":"/0.1/token/\*\*\*/scopes/check"`).MatchString(out) {
 		t.Errorf("no redacted access-log line for scopes/check in:\n%s", out)
+	}
+	for _, line := range []string{`"method":"GET","path":"/0.1/token","status":400`, `"method":"DELETE","path":"/0.1/token","status":200`,
+		`"path":"/0.1/token/scopes/check","status":200`} {
+		if !strings.Contains(out, line) {
+			t.Errorf("no access-log line with %s in:\n%s", line, out)
+		}
 	}
 	if !strings.Contains(out, d.SessionUUID) {
 		t.Error("the token's public id is not logged at creation")
@@ -544,6 +563,8 @@ func TestRedactPath(t *testing.T) {
 		"/0.1/token/garbage":                   "/0.1/token/***",
 		"/0.1/token":                           "/0.1/token",
 		"/0.1/token/":                          "/0.1/token/",
+		"/0.1/token/scopes/check":              "/0.1/token/scopes/check",
+		"/0.1/token/scopes/check/" + tok:       "/0.1/token/***/check/***",
 		"/0.1/backends":                        "/0.1/backends",
 		"/x/" + strings.Repeat("ab", 32) + "/": "/x/***/",
 	} {

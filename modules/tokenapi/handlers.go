@@ -2,6 +2,7 @@ package tokenapi
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -109,10 +110,17 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
-// get serves GET (200 with the token's data) and HEAD (204) /0.1/token/{token}, optionally
-// checking ?scope= (an ACL the token must grant) and ?tenant= (this installation's id).
+// get serves GET (200 with the token's data) and HEAD (204) /0.1/token/{token} and /0.1/token
+// (the token in a header, see requestToken), optionally checking ?scope= (an ACL the token must
+// grant) and ?tenant= (this installation's id).
 func (m *Module) get(w http.ResponseWriter, r *http.Request) {
-	raw := r.PathValue("token")
+	if m.queryToken(w, r) {
+		return
+	}
+	raw, ok := m.requestToken(w, r, "")
+	if !ok {
+		return
+	}
 	rec, u, ok := m.lookup(w, r, raw)
 	if !ok {
 		return
@@ -132,10 +140,16 @@ func (m *Module) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": m.tokenData(raw, rec, u)})
 }
 
-// delete serves DELETE /0.1/token/{token}: the token is revoked everywhere (live sessions using
-// it end at once). Unknown tokens answer success too.
+// delete serves DELETE /0.1/token/{token} and /0.1/token (the token in a header): the token is
+// revoked everywhere (live sessions using it end at once). Unknown tokens answer success too.
 func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
-	raw := r.PathValue("token")
+	if m.queryToken(w, r) {
+		return
+	}
+	raw, ok := m.requestToken(w, r, "")
+	if !ok {
+		return
+	}
 	if !token.Plausible(raw) {
 		m.writeError(w, http.StatusNotFound, "No such token")
 		return
@@ -147,9 +161,12 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"message": "success"}})
 }
 
-// scopesCheck serves POST /0.1/token/{token}/scopes/check: {"scopes": [...]} →
-// {"scopes": {"<scope>": bool, ...}}.
+// scopesCheck serves POST /0.1/token/{token}/scopes/check and /0.1/token/scopes/check (the
+// token in a header or the body's "token"): {"scopes": [...]} → {"scopes": {"<scope>": bool, ...}}.
 func (m *Module) scopesCheck(w http.ResponseWriter, r *http.Request) {
+	if m.queryToken(w, r) {
+		return
+	}
 	body, ok := m.readBody(w, r)
 	if !ok {
 		return
@@ -159,7 +176,11 @@ func (m *Module) scopesCheck(w http.ResponseWriter, r *http.Request) {
 		m.writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	_, u, ok := m.lookup(w, r, r.PathValue("token"))
+	raw, ok := m.requestToken(w, r, req.Token)
+	if !ok {
+		return
+	}
+	_, u, ok := m.lookup(w, r, raw)
 	if !ok {
 		return
 	}
@@ -183,7 +204,7 @@ func (m *Module) backends(w http.ResponseWriter, _ *http.Request) {
 func (m *Module) notFound(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/0.1/token":
-		w.Header().Set("Allow", "POST")
+		w.Header().Set("Allow", "DELETE, GET, HEAD, POST")
 		m.writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 	case "/0.1/backends":
 		w.Header().Set("Allow", "GET, HEAD")
@@ -191,6 +212,57 @@ func (m *Module) notFound(w http.ResponseWriter, r *http.Request) {
 	default:
 		m.writeError(w, http.StatusNotFound, "Not found")
 	}
+}
+
+// AuthTokenHeader is the request header that carries a token to check or revoke at /0.1/token
+// (wazo's own header name, in its CORS allow list). Authorization: Bearer works too.
+const AuthTokenHeader = "X-Auth-Token"
+
+// queryTokenParams are query parameters that would carry a token in a URL; they are refused.
+var queryTokenParams = []string{"token", "access_token"}
+
+// queryToken answers 400 (and reports true) when the query string carries a token: URLs end up
+// in access logs, proxies and browser histories, so a token there is refused without a lookup.
+func (m *Module) queryToken(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	for _, p := range queryTokenParams {
+		if q.Has(p) {
+			m.writeError(w, http.StatusBadRequest, "A token is not accepted in the query string (URLs are logged): send it in the "+
+				AuthTokenHeader+" header.")
+			return true
+		}
+	}
+	return false
+}
+
+// requestToken returns the one token of a request, from every place it may travel: the path
+// ({token}, wazo's form), the X-Auth-Token header, an Authorization: Bearer header and
+// bodyToken (the scopes/check body's "token"). Empty values count as absent. When no place
+// carries a token, or two carry different ones, it answers 400 and ok is false.
+func (m *Module) requestToken(w http.ResponseWriter, r *http.Request, bodyToken string) (raw string, ok bool) {
+	found := []string{r.PathValue("token"), bodyToken}
+	found = append(found, r.Header.Values(AuthTokenHeader)...)
+	for _, v := range r.Header.Values("Authorization") {
+		if scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " "); strings.EqualFold(scheme, "Bearer") {
+			found = append(found, strings.TrimSpace(cred))
+		}
+	}
+	for _, t := range found {
+		switch {
+		case t == "":
+		case raw == "":
+			raw = t
+		case subtle.ConstantTimeCompare([]byte(raw), []byte(t)) != 1:
+			m.writeError(w, http.StatusBadRequest, "Two different tokens in one request: send the token once, in the "+
+				AuthTokenHeader+" header.")
+			return "", false
+		}
+	}
+	if raw == "" {
+		m.writeError(w, http.StatusBadRequest, "Missing token: send it in the "+AuthTokenHeader+" header.")
+		return "", false
+	}
+	return raw, true
 }
 
 // lookup finds the valid token raw (sliding it: a check on the user's behalf is a use) and its

@@ -3,6 +3,10 @@
 // revoke it, check scopes, list the backends. The tokens are those of the one token store, so
 // a /0.1 token works in every dialect and any dialect's token is checked here.
 //
+// A token to check or revoke travels in the path (wazo's /0.1/token/{token}), or better in the
+// X-Auth-Token header (or Authorization: Bearer, or the scopes/check body) at /0.1/token, never
+// in the query string (refused: URLs get logged). Access-log paths have tokens redacted.
+//
 // Differences from wazo-auth, on purpose: tokens are stored hashed (so a second offline login
 // for a client id replaces its refresh token rather than handing the old one out again), failed
 // logins are throttled, expiration is capped at one year by default, and every timestamp also
@@ -104,6 +108,10 @@ func (m *Module) Provision(ctx *core.Context) error {
 	ctx.Handle("GET /0.1/token/{token}", m.logged(m.get)) // and HEAD
 	ctx.Handle("DELETE /0.1/token/{token}", m.logged(m.delete))
 	ctx.Handle("POST /0.1/token/{token}/scopes/check", m.logged(m.scopesCheck))
+	// The same, with the token in a header (or the scopes/check body) instead of the path.
+	ctx.Handle("GET /0.1/token", m.logged(m.get)) // and HEAD
+	ctx.Handle("DELETE /0.1/token", m.logged(m.delete))
+	ctx.Handle("POST /0.1/token/scopes/check", m.logged(m.scopesCheck))
 	ctx.Handle("GET /0.1/backends", m.logged(m.backends))
 	ctx.Handle("/0.1/", m.logged(m.notFound))
 	return nil

@@ -13,8 +13,12 @@ import (
 )
 
 // RedactPath returns a request path fit for a log line: the segment after "token" and any
-// segment shaped like a token are replaced by "***" (tokens travel in /0.1 paths).
+// segment shaped like a token are replaced by "***" (tokens travel in /0.1 paths). The fixed
+// route /0.1/token/scopes/check (token in a header or the body) is kept as it is.
 func RedactPath(p string) string {
+	if p == "/0.1/token/scopes/check" {
+		return p
+	}
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
 		if token.Plausible(s) || i > 0 && parts[i-1] == "token" && s != "" {
@@ -194,13 +198,15 @@ func parseSeconds(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-// scopesRequest is a validated body of POST /0.1/token/{token}/scopes/check.
+// scopesRequest is a validated body of POST /0.1/token[/{token}]/scopes/check.
 type scopesRequest struct {
 	Scopes     []string
 	TenantUUID string
+	Token      string // "" = none in the body
 }
 
-// parseScopesRequest validates {"scopes": [strings], "tenant_uuid": optional string}.
+// parseScopesRequest validates {"scopes": [strings], "tenant_uuid": optional string, "token":
+// optional string}.
 func parseScopesRequest(body []byte) (scopesRequest, error) {
 	var req scopesRequest
 	obj, err := decodeObject(body)
@@ -224,6 +230,9 @@ func parseScopesRequest(body []byte) (scopesRequest, error) {
 		req.Scopes = append(req.Scopes, s)
 	}
 	if req.TenantUUID, _, err = stringField(obj, "tenant_uuid", 0); err != nil {
+		return req, err
+	}
+	if req.Token, _, err = stringField(obj, "token", 0); err != nil {
 		return req, err
 	}
 	return req, nil
