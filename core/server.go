@@ -29,6 +29,10 @@ type ServerOptions struct {
 	DBOptions db.Options
 	// LogRing, if set, is the ring the root logger also writes to; get_logs reads it.
 	LogRing *LogRing
+	// AfterListen, if set, runs once the TCP listener and the optional Unix socket are bound
+	// and before the data directory is touched (database, self-signed certificate): the
+	// command uses it to drop root privileges (--user). An error aborts NewServer.
+	AfterListen func() error
 }
 
 // Server is one gatehouse process: the database, the one HTTP listener (plain or TLS), and the
@@ -48,9 +52,10 @@ type Server struct {
 	restart chan struct{}
 }
 
-// NewServer opens the database (applying migrations), builds the App of configured modules,
-// and binds the listener. Nothing is served until Run.
-func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
+// NewServer binds the listener (and the optional Unix socket), runs AfterListen, opens the
+// database (applying migrations) and builds the App of configured modules. Nothing is served
+// until Run.
+func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 	cfg := opts.Config.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -59,40 +64,65 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		opts.Out = io.Discard
 	}
 	s := &Server{opts: opts, cfg: cfg, log: opts.Log, restart: make(chan struct{}, 1), scheme: "http"}
-	d, err := db.Open(ctx, cfg.Data, opts.Log.With().Str("module", "db").Logger(), opts.DBOptions)
-	if err != nil {
+	// On failure, release what was acquired so far (listeners, database, modules).
+	var app *App
+	defer func() {
+		if err == nil {
+			return
+		}
+		if app != nil {
+			app.cleanup()
+		}
+		if s.db != nil {
+			_ = s.db.Close()
+		}
+		if s.unixLn != nil {
+			_ = s.unixLn.Close()
+		}
+		if s.ln != nil && opts.Listener == nil {
+			_ = s.ln.Close()
+		}
+	}()
+
+	// Listeners first: binding a privileged port or a socket in a root-owned directory may need
+	// privileges that AfterListen then drops.
+	s.ln = opts.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	if cfg.Unix != "" {
+		ul, err := listenUnix(cfg.Unix)
+		if err != nil {
+			return nil, err
+		}
+		s.unixLn = ul
+	}
+	if opts.AfterListen != nil {
+		if err := opts.AfterListen(); err != nil {
+			return nil, err
+		}
+	}
+
+	if s.db, err = db.Open(ctx, cfg.Data, opts.Log.With().Str("module", "db").Logger(), opts.DBOptions); err != nil {
 		return nil, err
 	}
-	s.db = d
-	app, err := s.newApp()
-	if err != nil {
-		_ = d.Close()
+	if app, err = s.newApp(); err != nil {
 		return nil, err
 	}
 	s.current.Store(app)
 
 	tlsCfg, err := TLSConfig(cfg, opts.Log)
 	if err != nil {
-		app.cleanup()
-		_ = d.Close()
 		return nil, err
-	}
-	ln := opts.Listener
-	if ln == nil {
-		ln, err = net.Listen("tcp", cfg.Listen)
-		if err != nil {
-			app.cleanup()
-			_ = d.Close()
-			return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-		}
 	}
 	if tlsCfg != nil {
 		s.scheme = "https"
-	} else if !isLoopback(ln.Addr()) {
-		opts.Log.Warn().Str("addr", ln.Addr().String()).
+	} else if !isLoopback(s.ln.Addr()) {
+		opts.Log.Warn().Str("addr", s.ln.Addr().String()).
 			Msg("listening on a non-loopback address without TLS: passwords and tokens cross the network in clear; use --tls-cert/--tls-key or --tls-self-signed")
 	}
-	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		TLSConfig:         tlsCfg,
@@ -100,19 +130,9 @@ func NewServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          newStdLogger(opts.Log.With().Str("module", "http").Logger()),
 	}
-	if cfg.Unix != "" {
-		ul, err := listenUnix(cfg.Unix)
-		if err != nil {
-			if opts.Listener == nil {
-				_ = ln.Close()
-			}
-			app.cleanup()
-			_ = d.Close()
-			return nil, err
-		}
+	if s.unixLn != nil {
 		// Its own server: one http.Server serving TLS and plain listeners at once mutates its
 		// TLS configuration under the other. Requests carry the peer's SO_PEERCRED (PeerCred).
-		s.unixLn = ul
 		s.unixSrv = &http.Server{
 			Handler:           s.srv.Handler,
 			ConnContext:       peerCredContext,

@@ -6,8 +6,13 @@
 //	gatehouse user passwd NAME      set a user's password offline (revokes their tokens)
 //	gatehouse backup FILE [flags]   write a consistent snapshot of the live database
 //
-// Every flag can also be set in the config file (--config) and through GATEHOUSE_* variables;
-// flags win over the environment, which wins over the file.
+// Every flag except --user and --foreground can also be set in the config file (--config) and
+// through GATEHOUSE_* variables; flags win over the environment, which wins over the file.
+//
+// The xivo-auth/wazo-auth daemon flags are accepted as aliases so existing service scripts
+// work: -c/--config-file (= --config), -d/--debug (= --log-level debug), -l (= --log-level,
+// which also takes critical and warning), -f/--foreground (no effect: gatehouse never
+// daemonizes) and -u/--user USER (run as USER; see dropPrivileges).
 package main
 
 import (
@@ -20,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +57,7 @@ const usage = `usage:
                                    terminal (twice) or the first line of stdin
   gatehouse backup FILE [flags]    write a consistent snapshot of the database to FILE
 
-flags:
+flags (xivo-auth aliases: -c/--config-file, -d/--debug, -l, -f/--foreground, -u/--user):
 `
 
 // run is main without the process: it returns the exit code (0 ok, 1 failure, 2 usage).
@@ -109,28 +115,75 @@ type usageError struct{ error }
 type flags struct {
 	fs                                                 *flag.FlagSet
 	config, data, listen, tlsCert, tlsKey, level, form string
-	selfSigned, demo                                   bool
-	unix                                               string
+	selfSigned, demo, foreground, levelSet             bool
+	unix, user                                         string
+}
+
+// logLevels maps the accepted --log-level names, zerolog's and xivo-auth's, to zerolog's.
+var logLevels = map[string]string{
+	"debug": "debug", "info": "info", "warn": "warn", "warning": "warn", "error": "error", "critical": "error",
+}
+
+// setLevel is the --log-level/-l setter: it accepts the names of logLevels only.
+func (f *flags) setLevel(v string) error {
+	lvl, ok := logLevels[strings.ToLower(v)]
+	if !ok {
+		return fmt.Errorf("unknown log level %q: want debug, info, warn (warning), error or critical", v)
+	}
+	f.level, f.levelSet = lvl, true
+	return nil
 }
 
 func newFlags(out io.Writer) *flags {
 	f := &flags{fs: flag.NewFlagSet("gatehouse", flag.ContinueOnError)}
 	f.fs.SetOutput(out)
 	f.fs.StringVar(&f.config, "config", "", "JSON configuration file (env GATEHOUSE_CONFIG)")
+	f.fs.StringVar(&f.config, "config-file", "", "alias of --config (xivo-auth)")
+	f.fs.StringVar(&f.config, "c", "", "alias of --config (xivo-auth)")
 	f.fs.StringVar(&f.data, "data", "", "data directory (default ./gatehouse-data)")
 	f.fs.StringVar(&f.listen, "listen", "", "listen address (default 127.0.0.1:8080)")
 	f.fs.StringVar(&f.unix, "unix", "", "also serve on this Unix socket (mode 0660; sysadm peer-credential login)")
 	f.fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	f.fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
-	f.fs.StringVar(&f.level, "log-level", "", "log level: debug, info, warn, error (default info)")
+	f.fs.Func("log-level", "log level: debug, info, warn, error; also the xivo-auth names critical (= error) and warning (= warn) (default info)", f.setLevel)
+	f.fs.Func("l", "alias of --log-level (xivo-auth)", f.setLevel)
+	debug := func(v string) error {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return err
+		}
+		if on {
+			f.level, f.levelSet = "debug", true
+		}
+		return nil
+	}
+	f.fs.BoolFunc("debug", "alias of --log-level debug (xivo-auth)", debug)
+	f.fs.BoolFunc("d", "alias of --log-level debug (xivo-auth)", debug)
+	f.fs.BoolVar(&f.foreground, "foreground", false, "accepted for xivo-auth scripts; gatehouse always runs in the foreground (let the service manager supervise it)")
+	f.fs.BoolVar(&f.foreground, "f", false, "alias of --foreground (xivo-auth)")
+	f.fs.StringVar(&f.user, "user", "", "run as this user: when started as root, switch to its uid, gid and groups once the listeners are bound (xivo-auth)")
+	f.fs.StringVar(&f.user, "u", "", "alias of --user (xivo-auth)")
 	f.fs.StringVar(&f.form, "log-format", "", "log format: json or console (default json)")
 	f.fs.BoolVar(&f.demo, "demo", false, "seed a demo site and run simulated traffic")
 	return f
 }
 
 // loadConfig parses flags and returns the configuration: file, then environment, then flags.
+// It refuses --user, which only serve and check-config honour.
 func loadConfig(args []string, stderr io.Writer, getenv func(string) string) (core.Config, []string, error) {
+	cfg, f, err := loadConfigFlags(args, stderr, getenv)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if f.user != "" {
+		return cfg, nil, usageError{fmt.Errorf("--user applies to serve and check-config only; run this command as %s (e.g. sudo -u %s gatehouse ...)", f.user, f.user)}
+	}
+	return cfg, f.fs.Args(), nil
+}
+
+// loadConfigFlags is loadConfig returning the parsed flags too (for --user and the arguments).
+func loadConfigFlags(args []string, stderr io.Writer, getenv func(string) string) (core.Config, *flags, error) {
 	f := newFlags(stderr)
 	if err := f.fs.Parse(args); err != nil {
 		return core.Config{}, nil, usageError{err}
@@ -163,8 +216,10 @@ func loadConfig(args []string, stderr io.Writer, getenv func(string) string) (co
 			cfg.TLSKey = f.tlsKey
 		case "tls-self-signed":
 			cfg.TLSSelfSigned = f.selfSigned
-		case "log-level":
-			cfg.LogLevel = f.level
+		case "log-level", "l", "debug", "d":
+			if f.levelSet {
+				cfg.LogLevel = f.level
+			}
 		case "log-format":
 			cfg.LogFormat = f.form
 		case "demo":
@@ -174,8 +229,14 @@ func loadConfig(args []string, stderr io.Writer, getenv func(string) string) (co
 	if len(cfg.Modules) == 0 {
 		cfg.Modules = all.DefaultModules()
 	}
+	if lvl, ok := logLevels[strings.ToLower(cfg.LogLevel)]; ok {
+		cfg.LogLevel = lvl // xivo-auth names from the file or the environment too
+	}
 	cfg = cfg.WithDefaults()
-	return cfg, f.fs.Args(), cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, f, nil
 }
 
 // newLogger builds the root logger from the configuration: JSON or console lines to w, and
@@ -195,11 +256,11 @@ func newLogger(cfg core.Config, w io.Writer, ring *core.LogRing) (zerolog.Logger
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
-	cfg, rest, err := loadConfig(args, stderr, getenv)
+	cfg, f, err := loadConfigFlags(args, stderr, getenv)
 	if err != nil {
 		return err
 	}
-	if len(rest) > 0 {
+	if rest := f.fs.Args(); len(rest) > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", rest)}
 	}
 	ring := core.NewLogRing(2000)
@@ -207,7 +268,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	if err != nil {
 		return err
 	}
-	srv, err := core.NewServer(ctx, core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Out: stderr, LogRing: ring})
+	opts := core.ServerOptions{Config: cfg, Registry: all.Registry(), Log: log, Out: stderr, LogRing: ring}
+	if f.user != "" {
+		r, err := resolveUser(f.user, os.Getuid())
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			opts.AfterListen = func() error {
+				if err := dropPrivileges(r, cfg); err != nil {
+					return err
+				}
+				log.Info().Str("user", r.name).Int("uid", r.uid).Int("gid", r.gid).Ints("groups", r.groups).Msg("privileges dropped")
+				return nil
+			}
+		}
+	}
+	srv, err := core.NewServer(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -215,9 +292,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 }
 
 func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, _, err := loadConfig(args, stderr, getenv)
+	cfg, f, err := loadConfigFlags(args, stderr, getenv)
 	if err != nil {
 		return err
+	}
+	if _, err := newLogger(cfg, io.Discard, nil); err != nil {
+		return err
+	}
+	runsAs := ""
+	if f.user != "" {
+		r, err := resolveUser(f.user, os.Getuid())
+		if err != nil {
+			return err
+		}
+		if r != nil {
+			runsAs = fmt.Sprintf(", runs as %s (uid %d)", r.name, r.uid)
+		}
 	}
 	reg := all.Registry()
 	var errs []error
@@ -239,7 +329,7 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 	if _, err := core.TLSConfigCheck(cfg); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "configuration is valid: data %s, listen %s, modules %d\n", cfg.Data, cfg.Listen, len(cfg.Modules))
+	fmt.Fprintf(stdout, "configuration is valid: data %s, listen %s, modules %d%s\n", cfg.Data, cfg.Listen, len(cfg.Modules), runsAs)
 	return nil
 }
 
