@@ -3,7 +3,6 @@ package directory
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -118,12 +117,7 @@ func (m *Module) registerCredentials(reg *core.Methods) {
 }
 
 func loadCredential(ctx context.Context, q *gorm.DB, id int64) (Credential, error) {
-	var c Credential
-	err := q.WithContext(ctx).Take(&c, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return c, core.NotFound("credential", id)
-	}
-	return c, resource.DBError(err)
+	return resource.Take[Credential](ctx, q, "credential", id)
 }
 
 // credentialObjects serialises credentials with their relationships, loading the schedules of

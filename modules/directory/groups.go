@@ -99,13 +99,33 @@ func (m *Module) canListMemberships(ctx context.Context, c *core.Identity, group
 	return r == GroupAdmin, err
 }
 
-func (m *Module) loadGroup(ctx context.Context, q *gorm.DB, id int64) (Group, error) {
-	var g Group
-	err := q.WithContext(ctx).Take(&g, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return g, core.NotFound("group", id)
+// groupReply answers {"data": group} as the caller c sees it after a change.
+func (m *Module) groupReply(ctx context.Context, c *core.Identity, g Group) (any, error) {
+	objs, err := m.groupObjects(ctx, c, []Group{g})
+	if err != nil {
+		return nil, err
 	}
-	return g, resource.DBError(err)
+	return resource.Single(objs[0]), nil
+}
+
+// groupEdit loads groups for .update and .delete, which those who may administer the group
+// may make (checked once the group is loaded); an update answers the group as caller sees it.
+func (m *Module) groupEdit(caller *core.Identity) resource.Edit[Group] {
+	return resource.Edit[Group]{Log: m.events, Load: m.loadGroup,
+		Allow: func(ctx context.Context, tx *gorm.DB, c *core.Identity, g Group) error {
+			if ok, err := m.canAdministerGroup(ctx, tx, c, g.ID); err != nil {
+				return err
+			} else if !ok {
+				return core.ErrPermissionDenied
+			}
+			return nil
+		},
+		Reply: func(ctx context.Context, g Group) (any, error) { return m.groupReply(ctx, caller, g) },
+	}
+}
+
+func (m *Module) loadGroup(ctx context.Context, q *gorm.DB, id int64) (Group, error) {
+	return resource.Take[Group](ctx, q, "group", id)
 }
 
 // groupObjects serialises groups with their relationships, loading the relationships of all of
@@ -253,11 +273,7 @@ func (m *Module) groupCreate(ctx context.Context, call *core.Call) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	objs, err := m.groupObjects(ctx, call.Caller, []Group{g})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(objs[0]), nil
+	return m.groupReply(ctx, call.Caller, g)
 }
 
 func (m *Module) groupUpdate(ctx context.Context, call *core.Call) (any, error) {
@@ -268,17 +284,7 @@ func (m *Module) groupUpdate(ctx context.Context, call *core.Call) (any, error) 
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var g Group
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		var err error
-		if g, err = m.loadGroup(ctx, tx.DB, req.GroupID); err != nil {
-			return err
-		}
-		if ok, err := m.canAdministerGroup(ctx, tx.DB, call.Caller, g.ID); err != nil {
-			return err
-		} else if !ok {
-			return core.ErrPermissionDenied
-		}
+	return m.groupEdit(call.Caller).Update(ctx, call.Caller, req.GroupID, func(tx *eventlog.Tx, g *Group) error {
 		before := g.snapshot()
 		if a := req.Attributes; a.Name != nil {
 			g.Name, g.NameFold = *a.Name, resource.Fold(*a.Name)
@@ -290,7 +296,7 @@ func (m *Module) groupUpdate(ctx context.Context, call *core.Call) (any, error) 
 			return err
 		}
 		g.Version++
-		if err := tx.Save(&g).Error; err != nil {
+		if err := tx.Save(g).Error; err != nil {
 			return resource.DBError(err)
 		}
 		return tx.Record(eventlog.Change{
@@ -299,33 +305,12 @@ func (m *Module) groupUpdate(ctx context.Context, call *core.Call) (any, error) 
 			Before: before, After: g.snapshot(), Data: map[string]any{"id": g.ID, "name": g.Name},
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	objs, err := m.groupObjects(ctx, call.Caller, []Group{g})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(objs[0]), nil
 }
 
 // groupDelete deletes a group; its memberships and its places in schedule mappings go with it
 // (foreign keys), in the same transaction as the audit entry.
 func (m *Module) groupDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "group_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		g, err := m.loadGroup(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
-		if ok, err := m.canAdministerGroup(ctx, tx.DB, call.Caller, g.ID); err != nil {
-			return err
-		} else if !ok {
-			return core.ErrPermissionDenied
-		}
+	return m.groupEdit(call.Caller).Delete(ctx, call, "group_id", func(tx *eventlog.Tx, g Group) error {
 		var members []int64
 		if err := tx.Model(&Membership{}).Where("group_id = ?", g.ID).Pluck("user_id", &members).Error; err != nil {
 			return resource.DBError(err)
@@ -339,7 +324,6 @@ func (m *Module) groupDelete(ctx context.Context, call *core.Call) (any, error) 
 			Data: map[string]any{"id": g.ID, "name": g.Name, "members": members},
 		})
 	})
-	return nil, err
 }
 
 // membershipObject serialises a membership.
@@ -355,12 +339,7 @@ func membershipObject(ms Membership) resource.Object {
 }
 
 func (m *Module) loadMembership(ctx context.Context, q *gorm.DB, id int64) (Membership, error) {
-	var ms Membership
-	err := q.WithContext(ctx).Take(&ms, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return ms, core.NotFound("user-group-membership", id)
-	}
-	return ms, resource.DBError(err)
+	return resource.Take[Membership](ctx, q, "user-group-membership", id)
 }
 
 // membershipRead reads one membership: the caller's own, or one of a group whose members the
@@ -479,12 +458,10 @@ func (m *Module) membershipUpdate(ctx context.Context, call *core.Call) (any, er
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var ms Membership
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		var err error
-		if ms, err = m.loadMembership(ctx, tx.DB, req.MembershipID); err != nil {
-			return err
-		}
+	// Changing a rank needs the right to grant both the old and the new rank, checked below.
+	edit := resource.Edit[Membership]{Log: m.events, Load: m.loadMembership, Allow: resource.Anyone[Membership],
+		Reply: func(_ context.Context, ms Membership) (any, error) { return resource.Single(membershipObject(ms)), nil }}
+	return edit.Update(ctx, call.Caller, req.MembershipID, func(tx *eventlog.Tx, ms *Membership) error {
 		if req.Attributes.Rank == nil {
 			return nil
 		}
@@ -492,7 +469,6 @@ func (m *Module) membershipUpdate(ctx context.Context, call *core.Call) (any, er
 		if rank < GroupMember || rank > GroupAdmin {
 			return core.Validation(core.FieldError{Detail: "Invalid group rank (0 member, 1 operator, 2 administrator).", Pointer: "data/attributes/rank"})
 		}
-		// Changing a rank needs the right to grant both the old and the new rank.
 		for _, r := range []GroupRank{ms.Rank, rank} {
 			if ok, err := m.mayGrantMembership(ctx, tx.DB, call.Caller, ms.GroupID, r); err != nil {
 				return err
@@ -516,43 +492,34 @@ func (m *Module) membershipUpdate(ctx context.Context, call *core.Call) (any, er
 			Data: map[string]any{"id": ms.ID, "user_id": ms.UserID, "group_id": ms.GroupID, "rank": int(rank)},
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return resource.Single(membershipObject(ms)), nil
 }
 
 // membershipDelete removes a member: managers; the member themself (leaving); or a member of
 // operator rank or above removing a member of no higher rank.
 func (m *Module) membershipDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "membership_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		ms, err := m.loadMembership(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
-		c := call.Caller
-		if !resource.Manages(c) && ms.UserID != c.UserID {
-			if ok, err := m.mayGrantMembership(ctx, tx.DB, c, ms.GroupID, ms.Rank); err != nil {
+	edit := resource.Edit[Membership]{Log: m.events, Load: m.loadMembership,
+		Allow: func(ctx context.Context, tx *gorm.DB, c *core.Identity, ms Membership) error {
+			if resource.Manages(c) || ms.UserID == c.UserID {
+				return nil
+			}
+			if ok, err := m.mayGrantMembership(ctx, tx, c, ms.GroupID, ms.Rank); err != nil {
 				return err
 			} else if !ok {
 				return core.ErrPermissionDenied
 			}
-		}
+			return nil
+		}}
+	return edit.Delete(ctx, call, "membership_id", func(tx *eventlog.Tx, ms Membership) error {
 		if err := tx.Delete(&Membership{}, ms.ID).Error; err != nil {
 			return resource.DBError(err)
 		}
 		return tx.Record(eventlog.Change{
 			Topic: "membership.deleted", Kind: eventlog.KindMembership, Mask: eventlog.GroupMembershipLeft,
-			Caller: c, TargetID: ms.UserID, Target2ID: ms.GroupID, UserID: ms.UserID,
+			Caller: call.Caller, TargetID: ms.UserID, Target2ID: ms.GroupID, UserID: ms.UserID,
 			Description: fmt.Sprintf("User %d left group %d.", ms.UserID, ms.GroupID),
 			Data:        map[string]any{"id": ms.ID, "user_id": ms.UserID, "group_id": ms.GroupID},
 		})
 	})
-	return nil, err
 }
 
 func rankName(r GroupRank) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -80,13 +79,14 @@ func (a AccessPoint) data(doorID int64) map[string]any {
 	return d
 }
 
+// accessPointEdit loads access points for .update and .delete, which managers and above may
+// make; an update answers the access point as read after the change.
+func (m *Module) accessPointEdit() resource.Edit[AccessPoint] {
+	return resource.Edit[AccessPoint]{Log: m.events, Load: m.loadAccessPoint, Reply: m.accessPointReply}
+}
+
 func (m *Module) loadAccessPoint(ctx context.Context, q *gorm.DB, id int64) (AccessPoint, error) {
-	var a AccessPoint
-	err := q.WithContext(ctx).Take(&a, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return a, core.NotFound("access-point", id)
-	}
-	return a, resource.DBError(err)
+	return resource.Take[AccessPoint](ctx, q, "access-point", id)
 }
 
 // doorsOfAccessPoints maps access point ids to the door that uses each.
@@ -221,21 +221,13 @@ func (m *Module) accessPointUpdate(ctx context.Context, call *core.Call) (any, e
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var a AccessPoint
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		var err error
-		if a, err = m.loadAccessPoint(ctx, tx.DB, req.AccessPointID); err != nil {
-			return err
-		}
+	return m.accessPointEdit().Update(ctx, call.Caller, req.AccessPointID, func(tx *eventlog.Tx, a *AccessPoint) error {
 		before := a.snapshot()
-		if err := req.Attributes.apply(&a, false); err != nil {
+		if err := req.Attributes.apply(a, false); err != nil {
 			return err
 		}
 		a.Version++
-		if err := tx.Save(&a).Error; err != nil {
+		if err := tx.Save(a).Error; err != nil {
 			return resource.DBError(err)
 		}
 		doors, err := doorsOfAccessPoints(tx.DB, []int64{a.ID})
@@ -249,27 +241,12 @@ func (m *Module) accessPointUpdate(ctx context.Context, call *core.Call) (any, e
 			Before:      before, After: a.snapshot(), Data: a.data(doors[a.ID]),
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m.accessPointReply(ctx, a)
 }
 
 // accessPointDelete deletes an access point; the door that used it is left without one
 // (foreign key ON DELETE SET NULL).
 func (m *Module) accessPointDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "access_point_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		a, err := m.loadAccessPoint(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
+	return m.accessPointEdit().Delete(ctx, call, "access_point_id", func(tx *eventlog.Tx, a AccessPoint) error {
 		doors, err := doorsOfAccessPoints(tx.DB, []int64{a.ID})
 		if err != nil {
 			return err
@@ -284,5 +261,4 @@ func (m *Module) accessPointDelete(ctx context.Context, call *core.Call) (any, e
 			Before:      a.snapshot(), Data: a.data(doors[a.ID]),
 		})
 	})
-	return nil, err
 }

@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -47,13 +46,14 @@ func (d Door) data() map[string]any {
 	return map[string]any{"id": d.ID, "alias": d.Alias, "access_point_id": d.AccessPointID}
 }
 
+// doorEdit loads doors for .update and .delete, which managers and above may make; an
+// update answers the door as read after the change.
+func (m *Module) doorEdit() resource.Edit[Door] {
+	return resource.Edit[Door]{Log: m.events, Load: m.loadDoor, Reply: m.doorReply}
+}
+
 func (m *Module) loadDoor(ctx context.Context, q *gorm.DB, id int64) (Door, error) {
-	var d Door
-	err := q.WithContext(ctx).Take(&d, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return d, core.NotFound("door", id)
-	}
-	return d, resource.DBError(err)
+	return resource.Take[Door](ctx, q, "door", id)
 }
 
 // doorObjects serialises doors with their relationships (the access point, and the zones that
@@ -233,22 +233,14 @@ func (m *Module) doorUpdate(ctx context.Context, call *core.Call) (any, error) {
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var d Door
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		var err error
-		if d, err = m.loadDoor(ctx, tx.DB, req.DoorID); err != nil {
-			return err
-		}
+	return m.doorEdit().Update(ctx, call.Caller, req.DoorID, func(tx *eventlog.Tx, d *Door) error {
 		before := d.snapshot()
-		req.Attributes.apply(&d)
-		if err := checkDoorAccessPoint(tx.DB, d); err != nil {
+		req.Attributes.apply(d)
+		if err := checkDoorAccessPoint(tx.DB, *d); err != nil {
 			return err
 		}
 		d.Version++
-		if err := tx.Save(&d).Error; err != nil {
+		if err := tx.Save(d).Error; err != nil {
 			return resource.DBError(err)
 		}
 		return tx.Record(eventlog.Change{
@@ -257,28 +249,13 @@ func (m *Module) doorUpdate(ctx context.Context, call *core.Call) (any, error) {
 			Before: before, After: d.snapshot(), Data: d.data(),
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m.doorReply(ctx, d)
 }
 
 // doorDelete deletes a door; its zone and mapping links go with it (foreign keys). A mapping
 // whose only target was this door is deleted too: left without doors and zones it would target
 // every door, widening access instead of narrowing it.
 func (m *Module) doorDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "door_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		d, err := m.loadDoor(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
+	return m.doorEdit().Delete(ctx, call, "door_id", func(tx *eventlog.Tx, d Door) error {
 		var orphans []int64
 		if err := tx.Raw(`SELECT md.mapping_id FROM mapping_doors md WHERE md.door_id = ?
 			AND NOT EXISTS (SELECT 1 FROM mapping_doors o WHERE o.mapping_id = md.mapping_id AND o.door_id <> md.door_id)
@@ -304,5 +281,4 @@ func (m *Module) doorDelete(ctx context.Context, call *core.Call) (any, error) {
 		}
 		return drop.finish(ctx, tx, call.Caller, fmt.Sprintf("door %q (%d)", d.Alias, d.ID), []int64{d.ID}, nil)
 	})
-	return nil, err
 }

@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -70,13 +69,14 @@ func scheduleData(s Schedule, mappingSets ...[]*Mapping) map[string]any {
 	return map[string]any{"id": s.ID, "name": s.Name, "doors": keys(doors), "zones": keys(zones)}
 }
 
+// scheduleEdit loads schedules for .update and .delete, which managers and above may make.
+// Its Reply is left to the update, which answers with the mappings it wrote.
+func (m *Module) scheduleEdit() resource.Edit[Schedule] {
+	return resource.Edit[Schedule]{Log: m.events, Load: m.loadSchedule}
+}
+
 func (m *Module) loadSchedule(ctx context.Context, q *gorm.DB, id int64) (Schedule, error) {
-	var s Schedule
-	err := q.WithContext(ctx).Take(&s, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return s, core.NotFound("schedule", id)
-	}
-	return s, resource.DBError(err)
+	return resource.Take[Schedule](ctx, q, "schedule", id)
 }
 
 // scheduleObjects serialises schedules and the given mappings (the "included" objects); each
@@ -463,22 +463,18 @@ func (m *Module) scheduleUpdate(ctx context.Context, call *core.Call) (any, erro
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var s Schedule
 	var mappings []*Mapping
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		var err error
-		if s, err = m.loadSchedule(ctx, tx.DB, req.ScheduleID); err != nil {
-			return err
-		}
+	edit := m.scheduleEdit()
+	edit.Reply = func(ctx context.Context, s Schedule) (any, error) {
+		return m.scheduleWriteReply(m.db.Read.WithContext(ctx), s, mappings)
+	}
+	return edit.Update(ctx, call.Caller, req.ScheduleID, func(tx *eventlog.Tx, s *Schedule) error {
 		old, err := LoadMappings(ctx, tx.DB, MappingFilter{ScheduleIDs: []int64{s.ID}})
 		if err != nil {
 			return resource.DBError(err)
 		}
-		before := scheduleSnapshot(s, old)
-		if err := applyScheduleAttributes(tx.DB, &s, req.Attributes); err != nil {
+		before := scheduleSnapshot(*s, old)
+		if err := applyScheduleAttributes(tx.DB, s, req.Attributes); err != nil {
 			return err
 		}
 		mappings = old
@@ -488,35 +484,20 @@ func (m *Module) scheduleUpdate(ctx context.Context, call *core.Call) (any, erro
 			}
 		}
 		s.Version++
-		if err := tx.Save(&s).Error; err != nil {
+		if err := tx.Save(s).Error; err != nil {
 			return resource.DBError(err)
 		}
 		return tx.Record(eventlog.Change{
 			Topic: "schedule.updated", Kind: eventlog.KindSchedule, Mask: eventlog.ScheduleUpdated | eventlog.MappingMayHaveChanged,
 			Caller: call.Caller, TargetID: s.ID, Description: fmt.Sprintf("Schedule %q (%d) updated.", s.Name, s.ID),
-			Before: before, After: scheduleSnapshot(s, mappings), Data: scheduleData(s, old, mappings),
+			Before: before, After: scheduleSnapshot(*s, mappings), Data: scheduleData(*s, old, mappings),
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m.scheduleWriteReply(m.db.Read.WithContext(ctx), s, mappings)
 }
 
 // scheduleDelete deletes a schedule; its mappings and their links go with it (foreign keys).
 func (m *Module) scheduleDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "schedule_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		s, err := m.loadSchedule(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
+	return m.scheduleEdit().Delete(ctx, call, "schedule_id", func(tx *eventlog.Tx, s Schedule) error {
 		old, err := LoadMappings(ctx, tx.DB, MappingFilter{ScheduleIDs: []int64{s.ID}})
 		if err != nil {
 			return resource.DBError(err)
@@ -530,7 +511,6 @@ func (m *Module) scheduleDelete(ctx context.Context, call *core.Call) (any, erro
 			Before: scheduleSnapshot(s, old), Data: scheduleData(s, old),
 		})
 	})
-	return nil, err
 }
 
 // orphanDrop removes the mappings that the deletion of a door or zone would leave without any

@@ -2,7 +2,6 @@ package site
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -181,13 +180,14 @@ func zoneData(z Zone, l *zoneLinks) map[string]any {
 	return map[string]any{"id": z.ID, "alias": z.Alias, "type": int(z.Type), "parents": l.Parents, "children": l.Children, "doors": l.Doors}
 }
 
+// zoneEdit loads zones for .update and .delete, which managers and above may make; an
+// update answers the zone as read after the change.
+func (m *Module) zoneEdit() resource.Edit[Zone] {
+	return resource.Edit[Zone]{Log: m.events, Load: m.loadZone, Reply: m.zoneReply}
+}
+
 func (m *Module) loadZone(ctx context.Context, q *gorm.DB, id int64) (Zone, error) {
-	var z Zone
-	err := q.WithContext(ctx).Take(&z, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return z, core.NotFound("zone", id)
-	}
-	return z, resource.DBError(err)
+	return resource.Take[Zone](ctx, q, "zone", id)
 }
 
 // zoneObjects serialises zones with their children, doors and parents.
@@ -262,8 +262,21 @@ func applyZone(tx *gorm.DB, z *Zone, a zoneAttributes) error {
 	return nil
 }
 
-// writeZoneLinks replaces the zone's doors and children that were sent.
-func writeZoneLinks(tx *gorm.DB, id int64, a zoneAttributes) error {
+// writeZoneLinks replaces the zone's doors and children that were sent, checks the hierarchy
+// rules on the whole graph (the zone's row must be saved already) and returns the zone's links
+// as they now are.
+func writeZoneLinks(tx *gorm.DB, id int64, a zoneAttributes) (map[int64]*zoneLinks, error) {
+	if err := replaceZoneLinks(tx, id, a); err != nil {
+		return nil, err
+	}
+	if err := checkZones(tx); err != nil {
+		return nil, err
+	}
+	return loadZoneLinks(tx, []int64{id})
+}
+
+// replaceZoneLinks replaces the zone's doors and children that were sent.
+func replaceZoneLinks(tx *gorm.DB, id int64, a zoneAttributes) error {
 	if a.Doors.Set {
 		if err := tx.Exec(`DELETE FROM zone_doors WHERE zone_id = ?`, id).Error; err != nil {
 			return resource.DBError(err)
@@ -302,13 +315,7 @@ func (m *Module) zoneCreate(ctx context.Context, call *core.Call) (any, error) {
 		if err := tx.Create(&z).Error; err != nil {
 			return resource.DBError(err)
 		}
-		if err := writeZoneLinks(tx.DB, z.ID, req.Attributes); err != nil {
-			return err
-		}
-		if err := checkZones(tx.DB); err != nil {
-			return err
-		}
-		links, err := loadZoneLinks(tx.DB, []int64{z.ID})
+		links, err := writeZoneLinks(tx.DB, z.ID, req.Attributes)
 		if err != nil {
 			return err
 		}
@@ -339,65 +346,36 @@ func (m *Module) zoneUpdate(ctx context.Context, call *core.Call) (any, error) {
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
-	var z Zone
-	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		var err error
-		if z, err = m.loadZone(ctx, tx.DB, req.ZoneID); err != nil {
-			return err
-		}
+	return m.zoneEdit().Update(ctx, call.Caller, req.ZoneID, func(tx *eventlog.Tx, z *Zone) error {
 		old, err := loadZoneLinks(tx.DB, []int64{z.ID})
 		if err != nil {
 			return err
 		}
-		before := zoneSnapshot(z, old[z.ID])
-		if err := applyZone(tx.DB, &z, req.Attributes); err != nil {
+		before := zoneSnapshot(*z, old[z.ID])
+		if err := applyZone(tx.DB, z, req.Attributes); err != nil {
 			return err
 		}
 		z.Version++
-		if err := tx.Save(&z).Error; err != nil {
+		if err := tx.Save(z).Error; err != nil {
 			return resource.DBError(err)
 		}
-		if err := writeZoneLinks(tx.DB, z.ID, req.Attributes); err != nil {
-			return err
-		}
-		if err := checkZones(tx.DB); err != nil {
-			return err
-		}
-		links, err := loadZoneLinks(tx.DB, []int64{z.ID})
+		links, err := writeZoneLinks(tx.DB, z.ID, req.Attributes)
 		if err != nil {
 			return err
 		}
 		return tx.Record(eventlog.Change{
 			Topic: "zone.updated", Kind: eventlog.KindZone, Mask: eventlog.ZoneUpdated, Caller: call.Caller,
 			TargetID: z.ID, Description: fmt.Sprintf("Zone %q (%d) updated.", z.Alias, z.ID),
-			Before: before, After: zoneSnapshot(z, links[z.ID]), Data: zoneData(z, links[z.ID]),
+			Before: before, After: zoneSnapshot(*z, links[z.ID]), Data: zoneData(*z, links[z.ID]),
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return m.zoneReply(ctx, z)
 }
 
 // zoneDelete deletes a zone; its parent, child and door links and its places in mappings go
 // with it (foreign keys). A mapping whose only target was this zone is deleted too (left
 // without doors and zones it would target every door).
 func (m *Module) zoneDelete(ctx context.Context, call *core.Call) (any, error) {
-	id, err := resource.ID(call, "zone_id")
-	if err != nil {
-		return nil, err
-	}
-	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := resource.RequireManager(call.Caller); err != nil {
-			return err
-		}
-		z, err := m.loadZone(ctx, tx.DB, id)
-		if err != nil {
-			return err
-		}
+	return m.zoneEdit().Delete(ctx, call, "zone_id", func(tx *eventlog.Tx, z Zone) error {
 		links, err := loadZoneLinks(tx.DB, []int64{z.ID})
 		if err != nil {
 			return err
@@ -427,5 +405,4 @@ func (m *Module) zoneDelete(ctx context.Context, call *core.Call) (any, error) {
 		}
 		return drop.finish(ctx, tx, call.Caller, fmt.Sprintf("zone %q (%d)", z.Alias, z.ID), nil, []int64{z.ID})
 	})
-	return nil, err
 }
