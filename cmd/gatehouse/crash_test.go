@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"gatehouse/core/coretest"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,8 +30,8 @@ const (
 	crashSwipers     = 5
 	crashRate        = 500
 	crashLoad        = 2 * time.Second
-	crashPassword    = "crash-test-password"
-	crashMaxInflight = 256 // per swiper: past it a tick is skipped (and counted)
+	binPassword      = "bin-test-password" // admin password of every gatehouse process the tests start
+	crashMaxInflight = 256                 // per swiper: past it a tick is skipped (and counted)
 )
 
 // TestCrashKeepsAcknowledgedEvents kills a real gatehouse process with SIGKILL while simulated
@@ -53,7 +53,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	// 1. A fresh server, a site, subscribers and swipers.
 	p := startGatehouse(t, bin, data)
 	admin := wstest.Dial(t, p.ws)
-	admin.Login("admin", crashPassword)
+	admin.Login("admin", binPassword)
 	s := buildCrashSite(t, admin)
 	waitEngineReady(t, admin, s)
 
@@ -62,7 +62,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	subs := make([]*wstest.Client, crashSubscribers)
 	for i := range subs {
 		subs[i] = wstest.Dial(t, p.ws)
-		subs[i].Login("admin", crashPassword)
+		subs[i].Login("admin", binPassword)
 		r := subs[i].Call("events.subscribe", map[string]any{"topics": []string{">"}})
 		var res struct {
 			Seq   int64  `json:"seq"`
@@ -79,7 +79,7 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 	swipers := make([]*swiper, crashSwipers)
 	for i := range swipers {
 		swipers[i] = dialSwiper(t, p.ws)
-		swipers[i].login(t, "admin", crashPassword)
+		swipers[i].login(t, "admin", binPassword)
 	}
 
 	// 2. Load, then SIGKILL while swipes are in flight.
@@ -333,9 +333,9 @@ func TestCrashKeepsAcknowledgedEvents(t *testing.T) {
 		t.Logf("healthz answered ok at attempt %d after the ready line", healthTries)
 	}
 	admin2 := wstest.Dial(t, p2.ws)
-	admin2.Login("admin", crashPassword)
+	admin2.Login("admin", binPassword)
 	watch := wstest.Dial(t, p2.ws)
-	watch.Login("admin", crashPassword)
+	watch.Login("admin", binPassword)
 	r := watch.Call("events.subscribe", map[string]any{"topics": []string{">"}, "since": maxSeen, "epoch": epoch})
 	mustOK(t, r)
 	var sub struct {
@@ -434,7 +434,7 @@ func buildGatehouse(t *testing.T) string {
 type process struct {
 	cmd      *exec.Cmd
 	url, ws  string
-	stderr   *syncBuffer
+	stderr   *coretest.LogBuffer
 	done     chan struct{}
 	exitCode int
 }
@@ -443,46 +443,9 @@ type process struct {
 // is killed at the end of the test if it still runs.
 func startGatehouse(t *testing.T, bin, data string) *process {
 	t.Helper()
-	p := &process{stderr: new(syncBuffer), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "info")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEHOUSE_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	p.cmd.Env = append(p.cmd.Env, "GATEHOUSE_ADMIN_PASSWORD="+crashPassword)
-	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.exitCode = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	urlRE := regexp.MustCompile(`"url":"(http[^"]+)"`)
-	deadline := time.Now().Add(30 * time.Second)
-	for p.url == "" {
-		if m := urlRE.FindStringSubmatch(p.stderr.String()); m != nil {
-			p.url = m[1]
-			break
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("gatehouse exited %d before it was ready:\n%s", p.exitCode, p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gatehouse not ready within 30s:\n%s", p.stderr.String())
-		}
+	p := spawnGatehouse(t, bin, nil, "serve", "--data", data, "--listen", "127.0.0.1:0", "--log-level", "info")
+	if p.url == "" {
+		t.Fatalf("gatehouse exited %d before it was ready:\n%s", p.exitCode, p.stderr.String())
 	}
 	p.ws = "ws" + strings.TrimPrefix(p.url, "http") + "/websocket"
 	return p

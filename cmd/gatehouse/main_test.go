@@ -4,35 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"gatehouse/core/coretest"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"gatehouse/modules/wsapi/wstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's log writer and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -114,10 +96,10 @@ func TestCheckConfig(t *testing.T) {
 
 // startServe runs `gatehouse serve` in the background and returns its base URL and a stop
 // function that returns the exit code.
-func startServe(t *testing.T, args []string, environ map[string]string) (string, *syncBuffer, func() int) {
+func startServe(t *testing.T, args []string, environ map[string]string) (string, *coretest.LogBuffer, func() int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr coretest.LogBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"serve"}, args...), nil, &bytes.Buffer{}, &stderr, env(environ))

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"gatehouse/core/coretest"
 	"net/http"
 	"os"
 	"os/exec"
@@ -283,7 +284,7 @@ func TestUserFlagSwitchesUsers(t *testing.T) {
 // its ready line unless it exits first; other commands are left to run (use p.wait).
 func spawnGatehouse(t *testing.T, bin string, cred *syscall.Credential, args ...string) *process {
 	t.Helper()
-	p := &process{stderr: new(syncBuffer), done: make(chan struct{})}
+	p := &process{stderr: new(coretest.LogBuffer), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = "/"
 	for _, kv := range os.Environ() {
@@ -291,7 +292,7 @@ func spawnGatehouse(t *testing.T, bin string, cred *syscall.Credential, args ...
 			p.cmd.Env = append(p.cmd.Env, kv)
 		}
 	}
-	p.cmd.Env = append(p.cmd.Env, "GATEHOUSE_ADMIN_PASSWORD=runas-test-password")
+	p.cmd.Env = append(p.cmd.Env, "GATEHOUSE_ADMIN_PASSWORD="+binPassword)
 	if cred != nil {
 		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}

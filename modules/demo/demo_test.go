@@ -1,7 +1,6 @@
 package demo_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -311,27 +309,9 @@ func TestDemoDoesNotSeedOverExistingNames(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startCapturing runs a demo server on the data directory with its operator output and its log
 // captured, and returns its websocket URL and a function that stops it.
-func startCapturing(t *testing.T, data string, out, log *syncBuffer) (wsURL string, stop func()) {
+func startCapturing(t *testing.T, data string, out, log *coretest.LogBuffer) (wsURL string, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -381,7 +361,7 @@ var accountLine = regexp.MustCompile(`demo account "(\w+)" \((\w+)\) password (\
 func TestDemoAccountsPasswordsArePrintedOnce(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	var out, log syncBuffer
+	var out, log coretest.LogBuffer
 	wsURL, stop := startCapturing(t, data, &out, &log)
 
 	found := accountLine.FindAllStringSubmatch(out.String(), -1)
@@ -418,7 +398,7 @@ func TestDemoAccountsPasswordsArePrintedOnce(t *testing.T) {
 	}
 	stop()
 
-	var out2 syncBuffer
+	var out2 coretest.LogBuffer
 	startCapturing(t, data, &out2, &log)
 	if strings.Contains(out2.String(), "demo account") {
 		t.Errorf("passwords printed again after a restart:\n%s", out2.String())

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -488,29 +487,11 @@ func TestLoginThrottled(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // B.10 #14 and contract §7: no token, refresh token or password reaches a log line, even at
 // debug level; the access log shows redacted paths.
 func TestLogsNeverCarryTokens(t *testing.T) {
 	t.Parallel()
-	logs := &syncBuffer{}
+	logs := &coretest.LogBuffer{}
 	srv := coretest.Start(t, cheapHashing, coretest.WithLog(logs, zerolog.DebugLevel))
 	c := newClient(t, srv)
 	addFoo(t, srv, core.RankUser)

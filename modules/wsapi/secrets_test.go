@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -16,31 +15,13 @@ import (
 	"gatehouse/modules/wsapi/wstest"
 )
 
-// lockedBuffer is an io.Writer safe for the server's concurrent loggers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecretsNeverLoggedOrStoredInClear logs in, changes the password, fails a login, uses and
 // misuses tokens and sends malformed and oversize frames carrying the password, with the
 // server logging everything (trace level). Afterwards neither the log, nor any reply's
 // status_string, nor any file of the data directory contains a password or a raw token.
 func TestSecretsNeverLoggedOrStoredInClear(t *testing.T) {
 	t.Parallel()
-	var logs lockedBuffer
+	var logs coretest.LogBuffer
 	srv := coretest.Start(t, coretest.WithLog(&logs, zerolog.TraceLevel))
 	wsURL, dataDir := srv.WSURL, srv.Config.Data
 
