@@ -290,7 +290,7 @@ func (r *report) evaluate() {
 		limited, limit := int(core.RateLimited), "wsapi rate_limit, production default 5000 req/s"
 		switch a.proto() {
 		case protoSysadm:
-			limited, limit = http.StatusTooManyRequests, fmt.Sprintf("sysadm rate_limit, %d req/s in the bench", sysadmBenchRateLimit)
+			limited, limit = http.StatusTooManyRequests, "sysadm rate_limit, production default 5000 req/s"
 		case protoHTTP:
 			limited, limit = http.StatusTooManyRequests, "HTTP"
 		}

@@ -104,7 +104,7 @@ func serveGatehouse(ctx context.Context, ln net.Listener, data string, stderr io
 		Listen:        ln.Addr().String(),
 		LogLevel:      "warn",
 		AdminPassword: os.Getenv(core.EnvPrefix + "ADMIN_PASSWORD"),
-		Modules:       benchModules(),
+		Modules:       all.DefaultModules(),
 	}.WithDefaults()
 	log := zerolog.New(stderr).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	srv, err := core.NewServer(ctx, core.ServerOptions{
@@ -115,26 +115,6 @@ func serveGatehouse(ctx context.Context, ln net.Listener, data string, stderr io
 		return err
 	}
 	return srv.Run(ctx)
-}
-
-// sysadmBenchRateLimit is the per-connection request rate the sysadm dialect allows in the
-// bench's gatehouse: the Leosac dialect's production default (wsapi rate_limit 5000/s) rather
-// than sysadm's own (1000/s). Both dialects are then driven at the same shapes under the same
-// limit (the check costs the same whatever the limit): sysadm's default would answer 429 to
-// most of the throughput shape (some 1,600 requests/s per connection) and to the latency
-// shape (paced at 4,500/s), and measure the limiter instead of the round trip.
-const sysadmBenchRateLimit = 5000
-
-// benchModules is every standard module with its production defaults, except the sysadm
-// dialect's rate limit (sysadmBenchRateLimit).
-func benchModules() []core.ModuleConfig {
-	mods := all.DefaultModules()
-	for i := range mods {
-		if mods[i].Module == "sysadm" {
-			mods[i].Config = json.RawMessage(fmt.Sprintf(`{"rate_limit": %d}`, sysadmBenchRateLimit))
-		}
-	}
-	return mods
 }
 
 // baselineRequest is the envelope the baseline decodes.

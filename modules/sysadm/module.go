@@ -44,11 +44,9 @@ func Info() core.ModuleInfo {
 type Module struct {
 	// Path is where the websocket is served. Default "/sysadm".
 	Path string `json:"path"`
-	// Settings are the keys shared with the other websocket dialects. Defaults:
-	// read_limit_anonymous 64 KiB, read_limit 1 MiB (also bounds a REST body), queue_size 256,
-	// event_queue 4096, send_buffer 128 KiB, ping_interval 30s, ping_timeout 15s,
-	// write_timeout 5s, call_timeout 30s, rate_limit 1000 (-1 disables; excess requests are
-	// answered 429).
+	// Settings are the keys shared with the other websocket dialects, with their defaults
+	// (wsconn.Settings.ApplyDefaults); read_limit also bounds a REST body, and excess requests
+	// are answered 429.
 	wsconn.Settings
 	// AuthWindow is how long a connection may stay unauthenticated. Default 30s.
 	AuthWindow core.Duration `json:"auth_window"`
@@ -133,35 +131,11 @@ func (m *Module) defaults() {
 	if m.Path == "" {
 		m.Path = "/sysadm"
 	}
-	if m.ReadLimitAnonymous <= 0 {
-		m.ReadLimitAnonymous = 64 << 10
-	}
-	if m.ReadLimit <= 0 {
-		m.ReadLimit = 1 << 20
-	}
-	if m.QueueSize <= 0 {
-		m.QueueSize = 256
-	}
-	if m.EventQueue <= 0 {
-		m.EventQueue = 4096
-	}
-	if m.SendBuffer == 0 {
-		m.SendBuffer = 128 << 10
-	}
+	m.ApplyDefaults()
 	setD(&m.AuthWindow, 30*time.Second)
 	setD(&m.IdleTimeout, 10*time.Minute)
 	setD(&m.TokenIdle, 5*time.Minute)
 	setD(&m.TokenMax, 24*time.Hour)
-	setD(&m.PingInterval, 30*time.Second)
-	setD(&m.PingTimeout, 15*time.Second)
-	setD(&m.WriteTimeout, 5*time.Second)
-	setD(&m.CallTimeout, 30*time.Second)
-	switch {
-	case m.RateLimit == 0:
-		m.RateLimit = 1000
-	case m.RateLimit < 0:
-		m.RateLimit = 0
-	}
 }
 
 // Validate checks the timers and the Unix user map.

@@ -33,12 +33,9 @@ func Info() core.ModuleInfo {
 type Module struct {
 	// Path is where the websocket is served. Default "/websocket" (Leosac's web UI uses it).
 	Path string `json:"path"`
-	// Settings are the keys shared with the other websocket dialects. Defaults:
-	// read_limit_anonymous 64 KiB, read_limit 1 MiB, queue_size 256, event_queue 4096,
-	// send_buffer 128 KiB, ping_interval 30s, ping_timeout 15s, write_timeout 5s (a client
-	// that stopped reading is then closed), call_timeout 30s, rate_limit 5000 (-1 disables;
-	// excess requests are answered RATE_LIMITED). origin_patterns are e.g. where a Leosac web
-	// UI is served from.
+	// Settings are the keys shared with the other websocket dialects, with their defaults
+	// (wsconn.Settings.ApplyDefaults); excess requests are answered RATE_LIMITED.
+	// origin_patterns are e.g. where a Leosac web UI is served from.
 	wsconn.Settings
 
 	log     zerolog.Logger
@@ -67,39 +64,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.Path == "" {
 		m.Path = "/websocket"
 	}
-	if m.ReadLimitAnonymous <= 0 {
-		m.ReadLimitAnonymous = 64 << 10
-	}
-	if m.ReadLimit <= 0 {
-		m.ReadLimit = 1 << 20
-	}
-	if m.QueueSize <= 0 {
-		m.QueueSize = 256
-	}
-	if m.EventQueue <= 0 {
-		m.EventQueue = 4096
-	}
-	if m.SendBuffer == 0 {
-		m.SendBuffer = 128 << 10
-	}
-	if m.PingInterval <= 0 {
-		m.PingInterval = core.Duration(30 * time.Second)
-	}
-	if m.PingTimeout <= 0 {
-		m.PingTimeout = core.Duration(15 * time.Second)
-	}
-	if m.WriteTimeout <= 0 {
-		m.WriteTimeout = core.Duration(5 * time.Second)
-	}
-	if m.CallTimeout <= 0 {
-		m.CallTimeout = core.Duration(30 * time.Second)
-	}
-	switch {
-	case m.RateLimit == 0:
-		m.RateLimit = 5000
-	case m.RateLimit < 0:
-		m.RateLimit = 0
-	}
+	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.methods = ctx.Methods()
 	m.started = ctx.Started()

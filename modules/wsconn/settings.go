@@ -1,10 +1,14 @@
 package wsconn
 
-import "gatehouse/core"
+import (
+	"time"
+
+	"gatehouse/core"
+)
 
 // Settings are the configuration keys the websocket dialects share. A dialect's module embeds
-// it, so the keys stand at the top level of the module's config, applies its own defaults (the
-// dialect's doc and README give them), and builds its Hub's Config with Config.
+// it, so the keys stand at the top level of the module's config, calls ApplyDefaults, and
+// builds its Hub's Config with Config.
 type Settings struct {
 	// ReadLimitAnonymous bounds a frame before login.
 	ReadLimitAnonymous int64 `json:"read_limit_anonymous"`
@@ -35,6 +39,43 @@ type Settings struct {
 	// OriginPatterns are extra browser origins (host patterns) allowed to open the websocket.
 	// Same-origin and non-browser clients are always allowed.
 	OriginPatterns []string `json:"origin_patterns"`
+}
+
+// ApplyDefaults fills the zero settings with the defaults every dialect shares:
+// read_limit_anonymous 64 KiB, read_limit 1 MiB, queue_size 256, event_queue 4096, send_buffer
+// 128 KiB, ping_interval 30s, ping_timeout 15s, write_timeout 5s, call_timeout 30s,
+// rate_limit 5000 per second (a negative rate_limit disables the limit).
+func (s *Settings) ApplyDefaults() {
+	if s.ReadLimitAnonymous <= 0 {
+		s.ReadLimitAnonymous = 64 << 10
+	}
+	if s.ReadLimit <= 0 {
+		s.ReadLimit = 1 << 20
+	}
+	if s.QueueSize <= 0 {
+		s.QueueSize = 256
+	}
+	if s.EventQueue <= 0 {
+		s.EventQueue = 4096
+	}
+	if s.SendBuffer == 0 {
+		s.SendBuffer = 128 << 10
+	}
+	for _, d := range []struct {
+		v   *core.Duration
+		def time.Duration
+	}{{&s.PingInterval, 30 * time.Second}, {&s.PingTimeout, 15 * time.Second},
+		{&s.WriteTimeout, 5 * time.Second}, {&s.CallTimeout, 30 * time.Second}} {
+		if *d.v <= 0 {
+			*d.v = core.Duration(d.def)
+		}
+	}
+	switch {
+	case s.RateLimit == 0:
+		s.RateLimit = 5000
+	case s.RateLimit < 0:
+		s.RateLimit = 0
+	}
 }
 
 // Config returns the connection configuration of s (with its defaults applied).
