@@ -3,7 +3,6 @@ package sysadm
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"path"
 	"strings"
-	"unicode/utf8"
 
 	"gatehouse/core"
 	"gatehouse/modules/auth"
@@ -114,7 +112,7 @@ func (m *Module) restLogin(ctx context.Context, r *http.Request, cl *client) err
 	cred = strings.TrimSpace(cred)
 	switch strings.ToLower(scheme) {
 	case "basic":
-		username, password, ok := parseBasic(cred)
+		username, password, ok := auth.DecodeBasic(cred)
 		if !ok {
 			return refuse(http.StatusUnauthorized, "malformed Basic credentials")
 		}
@@ -141,25 +139,6 @@ func (m *Module) restLogin(ctx context.Context, r *http.Request, cl *client) err
 		return nil
 	}
 	return refuse(http.StatusUnauthorized, "use Basic or Bearer authentication")
-}
-
-// parseBasic decodes Basic credentials. The user:password bytes are UTF-8 when they are valid
-// UTF-8, and otherwise read as Latin-1 (what browsers and older clients send), as wazo-auth
-// does.
-func parseBasic(cred string) (username, password string, ok bool) {
-	raw, err := base64.StdEncoding.DecodeString(cred)
-	if err != nil {
-		return "", "", false
-	}
-	s := string(raw)
-	if !utf8.Valid(raw) {
-		runes := make([]rune, len(raw))
-		for i, b := range raw {
-			runes[i] = rune(b) // Latin-1 is the first 256 code points
-		}
-		s = string(runes)
-	}
-	return strings.Cut(s, ":")
 }
 
 // crossSite reports whether a browser sent the request from another site: Sec-Fetch-Site says

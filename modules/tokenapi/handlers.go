@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gatehouse/core"
 	"gatehouse/modules/acl"
@@ -64,7 +63,7 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		user, pass, ok := basicAuth(r)
+		user, pass, ok := auth.BasicAuth(r)
 		if !ok {
 			m.writeError(w, http.StatusUnauthorized, authFailed)
 			return
@@ -359,27 +358,6 @@ func (m *Module) internal(w http.ResponseWriter, err error) {
 	}
 	m.log.Error().Err(err).Str("incident", id).Msg("token API request failed")
 	m.writeError(w, http.StatusInternalServerError, ce.Msg)
-}
-
-// basicAuth returns the credentials of the Authorization header; bytes that are not UTF-8 are
-// read as Latin-1, as wazo-auth does.
-func basicAuth(r *http.Request) (string, string, bool) {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return "", "", false
-	}
-	return latin1(user), latin1(pass), true
-}
-
-func latin1(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	rs := make([]rune, len(s))
-	for i := 0; i < len(s); i++ {
-		rs[i] = rune(s[i])
-	}
-	return string(rs)
 }
 
 // loginName returns the username to log in with: a login containing "@" that is the email of
