@@ -85,28 +85,18 @@ func (m *Module) portalURL(r *http.Request) string {
 	return scheme + "://" + r.Host + "/"
 }
 
-// crossSite reports whether a browser sent the request from another site: an Origin header
-// that is neither this server (same scheme and host) nor an allowed origin, or, without
-// Origin, Sec-Fetch-Site: cross-site. Clients that are not browsers send neither.
+// crossSite reports whether a browser sent the request from another site than this server or
+// one of AllowedOrigins (core.CrossSite).
 func (m *Module) crossSite(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return r.Header.Get("Sec-Fetch-Site") == "cross-site"
-	}
-	for _, o := range m.AllowedOrigins {
-		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
-			return false
+	return core.CrossSite(r, func(u *url.URL) bool {
+		origin := u.Scheme + "://" + u.Host
+		for _, o := range m.AllowedOrigins {
+			if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+				return true
+			}
 		}
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Path != "" || u.User != nil {
-		return true // "null" (sandboxed, file:) or garbage
-	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return !strings.EqualFold(u.Scheme, scheme) || !strings.EqualFold(u.Host, r.Host)
+		return false
+	})
 }
 
 // session returns the valid session of the request's cookie (sliding its token when slide) and

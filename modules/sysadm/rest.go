@@ -141,35 +141,18 @@ func (m *Module) restLogin(ctx context.Context, r *http.Request, cl *client) err
 	return refuse(http.StatusUnauthorized, "use Basic or Bearer authentication")
 }
 
-// crossSite reports whether a browser sent the request from another site: Sec-Fetch-Site says
-// so, or (browsers without it) the Origin is neither this host nor one of OriginPatterns
-// (matched as the websocket library does). Non-browser clients send neither header. This is
-// net/http's CrossOriginProtection, applied to every verb.
+// crossSite reports whether a browser sent the request from another site than this server or
+// a host of OriginPatterns (matched as the websocket library does), on every verb: browsers
+// replay Basic credentials by themselves (core.CrossSite).
 func (m *Module) crossSite(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "":
-	case "same-origin", "none":
-		return false
-	default:
-		return true
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return false
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return true
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return false
-	}
-	for _, p := range m.OriginPatterns {
-		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(u.Host)); ok {
-			return false
+	return core.CrossSite(r, func(u *url.URL) bool {
+		for _, p := range m.OriginPatterns {
+			if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(u.Host)); ok {
+				return true
+			}
 		}
-	}
-	return true
+		return false
+	})
 }
 
 // writeREST writes {"args": args} with the status.
