@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -214,4 +215,32 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Metric returns the value of the sample called series (a metric name, with its labels as
+// /metrics prints them, e.g. `gatehouse_x_total{target="a"}`) on the server's /metrics page.
+// It fails the test when the page cannot be read or has no such sample.
+func (s *Server) Metric(series string) float64 {
+	s.t.Helper()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
+	resp, err := client.Get(s.HTTPURL + "/metrics")
+	if err != nil {
+		s.t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("read /metrics: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				s.t.Fatalf("metric line %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	s.t.Fatalf("no sample %s on /metrics", series)
+	return 0
 }

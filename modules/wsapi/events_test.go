@@ -234,10 +234,12 @@ func TestEventsLaggedSubscriber(t *testing.T) {
 	subscribe(t, healthy, map[string]any{"topics": []string{">"}})
 
 	// 400 events of about 24 KiB (10 MB), in transactions of 10: more than the socket buffers,
-	// the connection queue and the subscription queue of the stalled client can hold, at a pace
-	// a reading client follows.
+	// the connection queue and the subscription queue of the stalled client can hold. Each
+	// batch waits until the healthy subscriber has it, so that one never falls behind, however
+	// slow the machine.
 	const n, batch = 400, 10
 	pad := strings.Repeat("x", 24<<10)
+	got := 0
 	for b := 0; b < n/batch; b++ {
 		err := l.Write(ctx, func(tx *eventlog.Tx) error {
 			for i := range batch {
@@ -251,17 +253,33 @@ func TestEventsLaggedSubscriber(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		got += len(events(t, healthy, batch))
 	}
-	if got := len(events(t, healthy, n)); got != n {
+	if got != n {
 		t.Errorf("healthy subscriber got %d of %d", got, n)
 	}
-	// Now the stalled client reads: whatever was buffered, then the lagged notice, then 4001.
+	// Now the stalled client reads. The server has closed it in one of the two documented
+	// ways, depending on how far its writes got before the socket filled:
+	//   - lagged: whatever was buffered, then the lagged notice, then close 4001;
+	//   - dropped: a write timed out on the full socket, so the connection ends with no notice
+	//     and no close frame.
+	// Either way it is counted as a slow consumer, and the healthy subscriber was not held up.
 	sawLagged := false
 	for {
 		_, b, err := raw.Read(ctx)
 		if err != nil {
-			if code := websocket.CloseStatus(err); code != 4001 {
-				t.Fatalf("close status %d (%v), want 4001", code, err)
+			if ctx.Err() != nil {
+				t.Fatal("the stalled client was never closed")
+			}
+			code := websocket.CloseStatus(err)
+			switch {
+			case code == 4001 && sawLagged:
+			case code == 4001:
+				t.Error("closed 4001 without the lagged notice")
+			case code == -1 && !sawLagged:
+				t.Logf("stalled client dropped after a write timeout (%v)", err)
+			default:
+				t.Errorf("close status %d after lagged notice %v (%v); want the notice and 4001, or a drop", code, sawLagged, err)
 			}
 			break
 		}
@@ -271,8 +289,8 @@ func TestEventsLaggedSubscriber(t *testing.T) {
 			sawLagged = true
 		}
 	}
-	if !sawLagged {
-		t.Error("no lagged notice before the close")
+	if slow := srv.Metric("gatehouse_ws_slow_consumers_total"); slow != 1 {
+		t.Errorf("gatehouse_ws_slow_consumers_total = %v, want 1 (the stalled client only)", slow)
 	}
 }
 
