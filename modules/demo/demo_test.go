@@ -240,7 +240,7 @@ func TestDemoSeedsTheSiteAndRunsTraffic(t *testing.T) {
 
 	// Live traffic: grants, refusals of several kinds, doors opening and closing, a forced door,
 	// a door held open.
-	watch(t, c, 30*time.Second, "access.granted", "access.denied", "unknown_credential", "no_schedule",
+	watch(t, c, 3*time.Minute, "access.granted", "access.denied", "unknown_credential", "no_schedule",
 		"user_invalid", "pin_required", "opened", "closed", "forced", "held_open")
 }
 
@@ -269,7 +269,7 @@ func TestDemoRestartDoesNotSeedTwice(t *testing.T) {
 	// The traffic goes on after the restart.
 	c := wstest.Dial(t, srv.WSURL)
 	c.Login("admin", coretest.AdminPassword)
-	watch(t, c, 20*time.Second, "access.granted", "access.denied")
+	watch(t, c, 3*time.Minute, "access.granted", "access.denied")
 }
 
 func TestDemoDoesNothingWithoutDemo(t *testing.T) {

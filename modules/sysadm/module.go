@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
@@ -69,7 +70,8 @@ type Module struct {
 	events   *eventlog.Log // nil when the eventlog module is not loaded
 	hostname string
 
-	hub *wsconn.Hub // the websocket connections
+	hub  *wsconn.Hub        // the websocket connections
+	slow prometheus.Counter // clients closed because they could not keep up
 
 	// queryByRank holds the rpc/query answer of each rank, encoded on first use: it depends only
 	// on the rank and the method registry, which is complete once the modules are provisioned
@@ -112,6 +114,12 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.hostname, _ = os.Hostname()
 	cfg := m.Config()
 	cfg.AuthWindow, cfg.IdleTimeout = m.AuthWindow.D(), m.IdleTimeout.D()
+	m.slow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_sysadm_slow_consumers_total", Help: "sysadm websocket clients closed because they could not keep up."})
+	if err := ctx.Metrics().Register(m.slow); err != nil {
+		return fmt.Errorf("sysadm: %w", err)
+	}
+	cfg.OnSlow = m.slow.Inc
 	m.hub = wsconn.NewHub(cfg, "sysadm", m.log)
 	ctx.Handle("GET "+m.Path, http.HandlerFunc(m.serveWS))
 	for _, ns := range restNamespaces {
