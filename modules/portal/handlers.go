@@ -109,9 +109,9 @@ func (m *Module) session(r *http.Request, slide bool) (*token.Token, auth.User, 
 	hash := token.Hash(c.Value)
 	var rec *token.Token
 	if slide {
-		rec, err = m.tokens.Use(r.Context(), hash)
+		rec, err = m.tokens.UseVia(r.Context(), hash, token.DialectPortal)
 	} else {
-		rec, err = m.tokens.Peek(r.Context(), hash)
+		rec, err = m.tokens.PeekVia(r.Context(), hash, token.DialectPortal)
 	}
 	if errors.Is(err, token.ErrInvalid) {
 		return nil, auth.User{}, false, nil

@@ -279,7 +279,7 @@ func (m *Module) lookup(w http.ResponseWriter, r *http.Request, raw string) (*to
 		m.writeError(w, http.StatusNotFound, "No such token")
 		return nil, auth.User{}, false
 	}
-	rec, err := m.tokens.Use(r.Context(), token.Hash(raw))
+	rec, err := m.tokens.UseVia(r.Context(), token.Hash(raw), Dialect)
 	if errors.Is(err, token.ErrInvalid) {
 		m.writeError(w, http.StatusNotFound, "No such token")
 		return nil, auth.User{}, false

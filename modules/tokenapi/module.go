@@ -98,6 +98,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.auth = mod.(*auth.Module)
 	m.tokens = m.auth.Tokens()
+	m.tokens.SetPolicy(Dialect, token.Policy{Max: time.Duration(m.MaxExpiration) * time.Second})
 	m.log = ctx.Logger
 	m.db = ctx.DB()
 	m.now = func() time.Time { return time.Now().UTC() }
