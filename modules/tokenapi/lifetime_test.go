@@ -19,7 +19,7 @@ import (
 func TestLifetimeCappedWhateverTheDialect(t *testing.T) {
 	t.Parallel()
 	srv := coretest.Start(t, cheapHashing,
-		coretest.WithModuleConfig("token", `{"max_lifetime": "1h", "leosac": {"idle": "1s", "max": "24h"}}`))
+		coretest.WithModuleConfig("token", `{"max_lifetime": "1h", "leosac": {"idle": "2s", "max": "24h"}}`))
 	c := newClient(t, srv)
 	addFoo(t, srv, core.RankUser)
 	lifetime := func(d tokenapi.TokenData) time.Duration {
@@ -40,6 +40,9 @@ func TestLifetimeCappedWhateverTheDialect(t *testing.T) {
 	}
 
 	// A token API token (no idle timeout of its own) on the Leosac websocket.
+	// Connect first: the token's idle time on the Leosac side counts from its issue.
+	live := wstest.Dial(t, srv.WSURL)
+	later := wstest.Dial(t, srv.WSURL)
 	tok := c.create(fooBasic, `{"expiration": 600}`).Token
 	auth := func(ws *wstest.Client) wstest.Reply {
 		return ws.Call("authenticate_with_token", map[string]string{"token": tok})
@@ -54,17 +57,16 @@ func TestLifetimeCappedWhateverTheDialect(t *testing.T) {
 		}
 		return *res.Status
 	}
-	live := wstest.Dial(t, srv.WSURL)
 	if r := auth(live); r.StatusCode != 0 || status(r) != 0 {
 		t.Fatalf("fresh token API token on the Leosac websocket: %d %s", r.StatusCode, r.Content)
 	}
-	// Unused for longer than the Leosac idle timeout (1 s): no longer valid there, neither for
+	// Unused for longer than the Leosac idle timeout (2 s): no longer valid there, neither for
 	// the session logged in with it nor for a new login...
-	time.Sleep(2500 * time.Millisecond)
+	time.Sleep(4 * time.Second)
 	if r := live.Call("get_leosac_version", nil); r.StatusCode != int(core.SessionAborted) {
 		t.Errorf("session on an idle token: %d %s, want SESSION_ABORTED", r.StatusCode, r.StatusString)
 	}
-	if r := auth(wstest.Dial(t, srv.WSURL)); r.StatusCode != 0 || status(r) != -1 {
+	if r := auth(later); r.StatusCode != 0 || status(r) != -1 {
 		t.Fatalf("a token idle for longer than the Leosac idle timeout, on the Leosac websocket: %d %s", r.StatusCode, r.Content)
 	}
 	// ...but still valid on the token API, whose policy has no idle timeout.
