@@ -28,6 +28,16 @@ type Config struct {
 	// Unix, if set, is the path of a Unix socket on which the same handler is also served
 	// (mode 0660, removed on shutdown); requests on it carry the peer's credentials (PeerCred).
 	Unix string `json:"unix,omitempty"`
+	// Hostnames are the names (or addresses) clients reach this server by, besides those always
+	// accepted: the host of Listen, this machine's host name, the address a connection came in
+	// on, and localhost on a loopback connection. A request over TCP whose Host header names
+	// anything else is refused with 421 (protection against DNS rebinding). Names behind a
+	// reverse proxy or a NAT go here, e.g. ["gatehouse.example.com"].
+	Hostnames []string `json:"hostnames,omitempty"`
+	// BodyTimeout bounds reading one request, headers and body together (http.Server's
+	// ReadTimeout); a client that sends its body slower is disconnected. Websockets are not
+	// affected once upgraded. Default 30s.
+	BodyTimeout Duration `json:"body_timeout,omitempty"`
 	// TLSCert and TLSKey are PEM files; TLSSelfSigned creates and keeps a certificate in Data.
 	TLSCert       string `json:"tls_cert,omitempty"`
 	TLSKey        string `json:"tls_key,omitempty"`
@@ -106,6 +116,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("timezone: %w", err))
 		}
 	}
+	errs = append(errs, c.validateHTTP())
 	seen := map[string]bool{}
 	for i, m := range c.Modules {
 		if m.Module == "" {

@@ -8,29 +8,47 @@ import (
 
 // CrossSite reports whether a browser sent r from another site, for the endpoints that act on
 // credentials a browser adds by itself (cookies, Basic): an Origin header that is neither this
-// server (same scheme and host) nor trusted, or, without Origin, a Sec-Fetch-Site other than
-// same-origin or none. Clients that are not browsers send neither header and are never
-// cross-site. An Origin that is not a plain scheme://host ("null" from sandboxes and files,
-// garbage) is cross-site. trusted, if not nil, may accept other origins.
+// server (same scheme and host) nor trusted; without Origin, a Sec-Fetch-Site other than
+// same-origin or none; without either (browsers older than Fetch Metadata), a Referer whose
+// origin is neither this server nor trusted. Clients that are not browsers send none of these
+// headers and are never cross-site. An Origin that is not a plain scheme://host ("null" from
+// sandboxes and files, garbage) is cross-site, as is a Referer that is not an absolute URL.
+// trusted, if not nil, may accept other origins.
 func CrossSite(r *http.Request, trusted func(origin *url.URL) bool) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		switch r.Header.Get("Sec-Fetch-Site") {
-		case "", "same-origin", "none":
+		case "same-origin", "none":
+			return false
+		case "":
+		default:
+			return true
+		}
+		ref := r.Header.Get("Referer")
+		if ref == "" {
 			return false
 		}
-		return true
+		u, err := url.Parse(ref)
+		if err != nil || u.Host == "" || u.User != nil {
+			return true
+		}
+		return !sameOrigin(r, &url.URL{Scheme: u.Scheme, Host: u.Host}, trusted)
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
 		return true
 	}
-	if trusted != nil && trusted(u) {
-		return false
+	return !sameOrigin(r, u, trusted)
+}
+
+// sameOrigin reports whether origin is this server's (same scheme and host) or trusted.
+func sameOrigin(r *http.Request, origin *url.URL, trusted func(origin *url.URL) bool) bool {
+	if trusted != nil && trusted(origin) {
+		return true
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return !strings.EqualFold(u.Scheme, scheme) || !strings.EqualFold(u.Host, r.Host)
+	return strings.EqualFold(origin.Scheme, scheme) && strings.EqualFold(origin.Host, r.Host)
 }

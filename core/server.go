@@ -123,20 +123,29 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 		opts.Log.Warn().Str("addr", s.ln.Addr().String()).
 			Msg("listening on a non-loopback address without TLS: passwords and tokens cross the network in clear; use --tls-cert/--tls-key or --tls-self-signed")
 	}
+	// ReadTimeout bounds headers and body together: a body trickled in slower is cut off.
+	// net/http clears the connection's deadlines when a handler hijacks it, so an upgraded
+	// websocket is not subject to it (its own pings and idle timeout apply).
+	httpLog := opts.Log.With().Str("module", "http").Logger()
 	s.srv = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           newHostGuard(cfg, http.HandlerFunc(s.serveHTTP), httpLog),
 		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: HeaderTimeout,
+		ReadTimeout:       cfg.bodyTimeout(),
+		MaxHeaderBytes:    MaxHeaderBytes,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          newStdLogger(opts.Log.With().Str("module", "http").Logger()),
+		ErrorLog:          newStdLogger(httpLog),
 	}
 	if s.unixLn != nil {
 		// Its own server: one http.Server serving TLS and plain listeners at once mutates its
 		// TLS configuration under the other. Requests carry the peer's SO_PEERCRED (PeerCred).
+		// No Host check: browsers cannot reach a Unix socket, so DNS rebinding cannot either.
 		s.unixSrv = &http.Server{
-			Handler:           s.srv.Handler,
+			Handler:           http.HandlerFunc(s.serveHTTP),
 			ConnContext:       peerCredContext,
 			ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+			ReadTimeout:       s.srv.ReadTimeout,
+			MaxHeaderBytes:    s.srv.MaxHeaderBytes,
 			IdleTimeout:       s.srv.IdleTimeout,
 			ErrorLog:          s.srv.ErrorLog,
 		}

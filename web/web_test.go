@@ -57,13 +57,19 @@ func TestHandlerServesFilesWithTheirTypesAndSecurityHeaders(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"script-src 'self'", "style-src 'self'", "connect-src 'self' ws: wss:", "frame-ancestors 'none'", "object-src 'none'"} {
+	for _, want := range []string{"script-src 'self'", "style-src 'self'", "connect-src 'self';", "frame-ancestors 'none'", "object-src 'none'"} {
 		if !strings.Contains(web.ContentSecurityPolicy, want) {
 			t.Errorf("CSP %q lacks %q", web.ContentSecurityPolicy, want)
 		}
 	}
 	if strings.Contains(web.ContentSecurityPolicy, "unsafe-") {
 		t.Errorf("CSP allows unsafe sources: %q", web.ContentSecurityPolicy)
+	}
+	// Connections go to this origin only: no scheme-wide ws:/wss: (any host) source.
+	for _, bad := range []string{"ws:", "wss:", "http:", "https:", "*"} {
+		if strings.Contains(web.ContentSecurityPolicy, " "+bad) {
+			t.Errorf("CSP %q allows %q", web.ContentSecurityPolicy, bad)
+		}
 	}
 }
 

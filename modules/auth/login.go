@@ -111,7 +111,7 @@ func (m *Module) LoginToken(ctx context.Context, raw, remote, dialect string) (L
 	var rec *token.Token
 	err := token.ErrInvalid
 	if token.Plausible(raw) {
-		rec, err = m.tokens.Use(ctx, token.Hash(raw))
+		rec, err = m.tokens.UseVia(ctx, token.Hash(raw), dialect)
 	}
 	if errors.Is(err, token.ErrInvalid) {
 		m.throttle.Fail("", remote)

@@ -179,7 +179,7 @@ func (m *Module) Resolve(ctx context.Context, s *core.Session) (*core.Identity, 
 	if !ok {
 		return nil, core.ErrPermissionDenied
 	}
-	tok, err := m.tokens.Use(ctx, hash)
+	tok, err := m.tokens.UseVia(ctx, hash, s.Dialect)
 	if errors.Is(err, token.ErrInvalid) {
 		m.abort(s, hash)
 		return nil, core.E(core.SessionAborted, "Session aborted: the token expired or was revoked.", nil)
@@ -214,7 +214,7 @@ func (m *Module) Check(ctx context.Context, s *core.Session) (*core.Identity, er
 		id := c.Identity
 		return &id, nil
 	}
-	tok, err := m.tokens.Peek(ctx, hash)
+	tok, err := m.tokens.PeekVia(ctx, hash, s.Dialect)
 	if err != nil {
 		return nil, core.E(core.SessionAborted, "Session aborted.", err)
 	}

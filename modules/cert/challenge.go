@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +33,11 @@ const (
 	ModernContext = "gatehouse-auth-v1\n"
 	// bindBurst is how many challenges a bind may get at once.
 	bindBurst = 5
+	// sourceBurst is how many challenges one source address may get at once.
+	sourceBurst = 20
+	// maxSources bounds the source addresses remembered; beyond it, new sources are refused
+	// until a sweep (a flood of that many addresses is what the global budget is for).
+	maxSources = 100000
 	// bindIdle is how long a bind with no outstanding challenge is remembered (its rate
 	// limiter refills in less).
 	bindIdle = time.Minute
@@ -48,15 +55,18 @@ type KeyRef struct {
 	KeyID        string
 }
 
-// challenges is the in-memory challenge store: one state per bind.
+// challenges is the in-memory challenge store: one state per bind, one budget per source
+// address.
 type challenges struct {
-	mu        sync.Mutex
-	binds     map[string]*bindState
-	bindLimit rate.Limit    // per-bind issuance rate
-	global    *rate.Limiter // issuance across binds
-	legacy    *rate.Limiter // budget of legacy RSA key checks
-	now       func() time.Time
-	lastSweep time.Time
+	mu          sync.Mutex
+	binds       map[string]*bindState
+	bindLimit   rate.Limit // per-bind issuance rate
+	sources     map[string]*sourceState
+	sourceLimit rate.Limit    // per-source issuance rate
+	global      *rate.Limiter // issuance across binds
+	legacy      *rate.Limiter // budget of legacy RSA key checks
+	now         func() time.Time
+	lastSweep   time.Time
 }
 
 // bindState is what is known of one bind.
@@ -67,6 +77,32 @@ type bindState struct {
 	keyFP     string    // …by the key with this fingerprint
 	expires   time.Time // of the outstanding challenge
 	seen      time.Time // last issuance
+}
+
+// sourceState is the issuance budget of one source address (all its connections together).
+type sourceState struct {
+	limiter *rate.Limiter
+	seen    time.Time // last issuance
+}
+
+// SourceKey returns the unit a client's challenges are budgeted by, from its address as the
+// transport knows it ("host:port", or anything else such as "unix(uid=1000)", taken whole): the
+// IPv4 address, or the /64 network of an IPv6 address (one subscriber's allocation, which a
+// client can rotate through at will).
+func SourceKey(remote string) string {
+	host := remote
+	if h, _, err := net.SplitHostPort(remote); err == nil {
+		host = h
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return remote
+	}
+	ip = ip.Unmap().WithZone("")
+	if ip.Is4() {
+		return ip.String()
+	}
+	return netip.PrefixFrom(ip, 64).Masked().String()
 }
 
 const alphanumerics = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -94,13 +130,16 @@ func newChallenge() string {
 }
 
 // NewChallenge issues a challenge for bind, which identifies the connection that will answer
-// it (a per-connection uuid, say). It replaces the bind's outstanding challenge, if any. key
+// it (a per-connection uuid, say), asked by a client at remote (its address, see SourceKey).
+// It replaces the bind's outstanding challenge, if any. Three budgets must all allow it: the
+// bind's, the source address's (so that a client reconnecting in a loop, a new bind each time,
+// cannot spend the server's budget), and the server's; a refusal spends none of them. key
 // nil asks for a legacy proof (RSA, no key named); otherwise the proof must be a modern one by
 // the named key, which must be an Ed25519 or ECDSA P-256 key (whether it is registered is only
 // checked by Verify, so that issuance says nothing about registered keys).
-// Errors: INVALID_ARGUMENT for an empty bind or a bad KeyRef; RATE_LIMITED when the bind or
-// the server issues too many challenges.
-func (m *Module) NewChallenge(bind string, key *KeyRef) (string, error) {
+// Errors: INVALID_ARGUMENT for an empty bind or a bad KeyRef; RATE_LIMITED when the bind, the
+// source or the server asks for too many challenges.
+func (m *Module) NewChallenge(bind, remote string, key *KeyRef) (string, error) {
 	if bind == "" {
 		return "", core.E(core.InvalidArgument, "No bind given for the challenge.", nil)
 	}
@@ -120,12 +159,25 @@ func (m *Module) NewChallenge(bind string, key *KeyRef) (string, error) {
 	if st == nil {
 		st = &bindState{limiter: rate.NewLimiter(c.bindLimit, bindBurst)}
 	}
-	if !st.limiter.AllowN(now, 1) {
-		return "", core.E(core.RateLimited, "Too many challenges: wait before asking again.", nil)
+	source := SourceKey(remote)
+	src := c.sources[source]
+	if src == nil {
+		src = &sourceState{limiter: rate.NewLimiter(c.sourceLimit, sourceBurst)}
 	}
-	if !c.global.AllowN(now, 1) {
+	// Check every budget before spending any: a refused request costs nothing.
+	switch {
+	case st.limiter.TokensAt(now) < 1:
+		return "", core.E(core.RateLimited, "Too many challenges: wait before asking again.", nil)
+	case src.limiter.TokensAt(now) < 1:
+		return "", core.E(core.RateLimited, "Too many challenges from this address: wait before asking again.", nil)
+	case c.global.TokensAt(now) < 1 || len(c.sources) >= maxSources && c.sources[source] == nil:
 		return "", core.E(core.RateLimited, "Too many challenges: try again later.", nil)
 	}
+	st.limiter.AllowN(now, 1)
+	src.limiter.AllowN(now, 1)
+	c.global.AllowN(now, 1)
+	src.seen = now
+	c.sources[source] = src
 	c.binds[bind] = st
 	st.challenge, st.modern, st.keyFP = newChallenge(), key != nil, fp
 	st.expires, st.seen = now.Add(ChallengeTTL), now
@@ -156,8 +208,9 @@ func keyRefFingerprint(key *KeyRef) (string, error) {
 	return "", core.E(core.InvalidArgument, "Name the key by pub_key or key_id.", nil)
 }
 
-// sweep forgets binds with no live challenge that have not asked for one in bindIdle. It runs
-// at most every sweepEvery, under c.mu, so no goroutine is needed.
+// sweep forgets binds with no live challenge that have not asked for one in bindIdle, and
+// sources whose budget is full again. It runs at most every sweepEvery, under c.mu, so no
+// goroutine is needed.
 func (c *challenges) sweep(now time.Time) {
 	if now.Sub(c.lastSweep) < sweepEvery {
 		return
@@ -166,6 +219,11 @@ func (c *challenges) sweep(now time.Time) {
 	for b, st := range c.binds {
 		if (st.challenge == "" || now.After(st.expires)) && now.Sub(st.seen) > bindIdle {
 			delete(c.binds, b)
+		}
+	}
+	for k, src := range c.sources {
+		if src.limiter.TokensAt(now) >= sourceBurst {
+			delete(c.sources, k)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ func signLegacy(t *testing.T, k *rsa.PrivateKey, challenge string) []byte {
 
 func challenge(t *testing.T, m *cert.Module, bind string, key *cert.KeyRef) string {
 	t.Helper()
-	c, err := m.NewChallenge(bind, key)
+	c, err := m.NewChallenge(bind, bind, key) // each bind its own source
 	if err != nil {
 		t.Fatalf("NewChallenge(%s): %v", bind, err)
 	}
@@ -96,7 +97,7 @@ func TestChallengeShape(t *testing.T) {
 		}
 		seen[c] = true
 	}
-	if _, err := s.mod.NewChallenge("", nil); codeOf(err) != core.InvalidArgument {
+	if _, err := s.mod.NewChallenge("", "", nil); codeOf(err) != core.InvalidArgument {
 		t.Errorf("empty bind: %v", err)
 	}
 }
@@ -151,7 +152,7 @@ func TestModernProof(t *testing.T) {
 	})
 	t.Run("unregistered key", func(t *testing.T) {
 		other := newEd25519(t)
-		c, err := s.mod.NewChallenge("conn-5", &cert.KeyRef{PubKeyB64PEM: pubB64(t, other.Public())})
+		c, err := s.mod.NewChallenge("conn-5", "conn-5", &cert.KeyRef{PubKeyB64PEM: pubB64(t, other.Public())})
 		if err != nil {
 			t.Fatalf("issuance must not reveal whether a key is registered: %v", err)
 		}
@@ -211,7 +212,7 @@ func TestModernProof(t *testing.T) {
 			"rsa is legacy":   {PubKeyB64PEM: pubB64(t, &rsaKeys[0].PublicKey)},
 			"non-hex key_id":  {KeyID: "g" + edReg.Fingerprint[1:]},
 		} {
-			if _, err := s.mod.NewChallenge("conn-bad", ref); codeOf(err) != core.InvalidArgument {
+			if _, err := s.mod.NewChallenge("conn-bad", "conn-bad", ref); codeOf(err) != core.InvalidArgument {
 				t.Errorf("%s: %v, want INVALID_ARGUMENT", name, err)
 			}
 		}
@@ -322,22 +323,22 @@ func TestChallengeIssuanceIsRateLimited(t *testing.T) {
 	clk := withClock(s)
 	// Per bind: a burst of 5, then one every 5 s.
 	for i := range 5 {
-		if _, err := s.mod.NewChallenge("one", nil); err != nil {
+		if _, err := s.mod.NewChallenge("one", "one", nil); err != nil {
 			t.Fatalf("challenge %d of the burst: %v", i+1, err)
 		}
 	}
-	if _, err := s.mod.NewChallenge("one", nil); codeOf(err) != core.RateLimited {
+	if _, err := s.mod.NewChallenge("one", "one", nil); codeOf(err) != core.RateLimited {
 		t.Fatalf("6th challenge on one bind: %v, want RATE_LIMITED", err)
 	}
 	clk.advance(5 * time.Second)
-	if _, err := s.mod.NewChallenge("one", nil); err != nil {
+	if _, err := s.mod.NewChallenge("one", "one", nil); err != nil {
 		t.Fatalf("after 5s: %v", err)
 	}
 	// Globally: 2 per second with a burst of 10; the first bind spent 6 of it.
 	clk.advance(2 * time.Second) // +4
 	var limited bool
 	for i := range 12 {
-		if _, err := s.mod.NewChallenge("many-"+string(rune('a'+i)), nil); codeOf(err) == core.RateLimited {
+		if _, err := s.mod.NewChallenge("many-"+string(rune('a'+i)), "many-"+string(rune('a'+i)), nil); codeOf(err) == core.RateLimited {
 			limited = true
 			if i < 8 {
 				t.Fatalf("global limit hit after %d binds", i)
@@ -347,6 +348,51 @@ func TestChallengeIssuanceIsRateLimited(t *testing.T) {
 	}
 	if !limited {
 		t.Fatal("12 binds at once were never limited globally")
+	}
+}
+
+// One source address, however many binds (connections) it opens, gets a burst of 20 and then
+// source_challenges_per_minute; the refused requests spend no other budget, and every other
+// source still gets its challenges. IPv6 clients are budgeted by /64.
+func TestChallengesAreBudgetedPerSource(t *testing.T) {
+	s := startSite(t, coretest.WithModuleConfig("cert", `{"source_challenges_per_minute": 30, "challenges_per_second": 5}`))
+	clk := withClock(s)
+	for i := range 20 {
+		if _, err := s.mod.NewChallenge(fmt.Sprint("loop-", i), fmt.Sprintf("192.0.2.1:%d", 40000+i), nil); err != nil {
+			t.Fatalf("challenge %d of the source's burst: %v", i+1, err)
+		}
+	}
+	for i := range 100 {
+		if _, err := s.mod.NewChallenge(fmt.Sprint("loop-more-", i), fmt.Sprintf("192.0.2.1:%d", 50000+i), nil); codeOf(err) != core.RateLimited {
+			t.Fatalf("connection %d from the same address: %v, want RATE_LIMITED", i, err)
+		}
+	}
+	// The global budget (5/s, burst 25) kept 5 for everyone else: the refusals spent none.
+	for i := range 5 {
+		if _, err := s.mod.NewChallenge(fmt.Sprint("legit-", i), fmt.Sprintf("198.51.100.%d:1234", i), nil); err != nil {
+			t.Fatalf("another address (%d): %v", i, err)
+		}
+	}
+	// The source's budget refills at 30/min: one more every 2 s.
+	clk.advance(2 * time.Second)
+	if _, err := s.mod.NewChallenge("loop-late", "192.0.2.1:1", nil); err != nil {
+		t.Fatalf("after 2 s, the looping address gets one: %v", err)
+	}
+	if _, err := s.mod.NewChallenge("loop-later", "192.0.2.1:2", nil); codeOf(err) != core.RateLimited {
+		t.Fatalf("and only one: %v", err)
+	}
+
+	for remote, want := range map[string]string{
+		"192.0.2.1:80":              "192.0.2.1",
+		"[::ffff:192.0.2.1]:80":     "192.0.2.1",
+		"[2001:db8:1:2:3::4]:443":   "2001:db8:1:2::/64",
+		"[2001:db8:1:2:ffff::]:443": "2001:db8:1:2::/64",
+		"[fe80::1%eth0]:1":          "fe80::/64",
+		"unix(uid=1000)":            "unix(uid=1000)",
+	} {
+		if got := cert.SourceKey(remote); got != want {
+			t.Errorf("SourceKey(%q) = %q, want %q", remote, got, want)
+		}
 	}
 }
 

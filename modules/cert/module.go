@@ -8,8 +8,8 @@
 // the bus as "cert.registered" and "cert.revoked"; events carry the fingerprint, never the key.
 //
 // Challenges live in memory only. Each is bound to a "bind" (one connection), single use,
-// valid 30 seconds, at most one outstanding per bind; issuing them is rate limited per bind and
-// globally, and the legacy RSA proof, which has to try every registered RSA key of the right
+// valid 30 seconds, at most one outstanding per bind; issuing them is rate limited per bind, per
+// source address and globally, and the legacy RSA proof, which has to try every registered RSA key of the right
 // size, is bounded in keys and in key checks per minute.
 package cert
 
@@ -39,6 +39,10 @@ type Module struct {
 	// BindChallengesPerMinute is how many challenges one bind (connection) may get per minute,
 	// with a burst of 5. Default 12.
 	BindChallengesPerMinute int `json:"bind_challenges_per_minute"`
+	// SourceChallengesPerMinute is how many challenges one source address (an IPv4 address or
+	// an IPv6 /64), all its connections together, may get per minute, with a burst of 20.
+	// Default 30.
+	SourceChallengesPerMinute int `json:"source_challenges_per_minute"`
 	// ChallengesPerSecond is how many challenges the whole server issues per second, with a
 	// burst of 5 seconds' worth. Default 10.
 	ChallengesPerSecond int `json:"challenges_per_second"`
@@ -69,6 +73,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.BindChallengesPerMinute == 0 {
 		m.BindChallengesPerMinute = 12
 	}
+	if m.SourceChallengesPerMinute == 0 {
+		m.SourceChallengesPerMinute = 30
+	}
 	if m.ChallengesPerSecond == 0 {
 		m.ChallengesPerSecond = 10
 	}
@@ -81,11 +88,13 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.log = ctx.Logger
 	m.db = ctx.DB()
 	m.ch = &challenges{
-		binds:     make(map[string]*bindState),
-		bindLimit: rate.Limit(float64(m.BindChallengesPerMinute) / 60),
-		global:    rate.NewLimiter(rate.Limit(m.ChallengesPerSecond), 5*m.ChallengesPerSecond),
-		legacy:    rate.NewLimiter(rate.Limit(float64(m.LegacyChecksPerMinute)/60), m.LegacyChecksPerMinute),
-		now:       time.Now,
+		binds:       make(map[string]*bindState),
+		bindLimit:   rate.Limit(float64(m.BindChallengesPerMinute) / 60),
+		sources:     make(map[string]*sourceState),
+		sourceLimit: rate.Limit(float64(m.SourceChallengesPerMinute) / 60),
+		global:      rate.NewLimiter(rate.Limit(m.ChallengesPerSecond), 5*m.ChallengesPerSecond),
+		legacy:      rate.NewLimiter(rate.Limit(float64(m.LegacyChecksPerMinute)/60), m.LegacyChecksPerMinute),
+		now:         time.Now,
 	}
 	m.register(ctx.Methods())
 	return nil
@@ -93,8 +102,8 @@ func (m *Module) Provision(ctx *core.Context) error {
 
 // Validate checks the limits.
 func (m *Module) Validate() error {
-	if m.BindChallengesPerMinute < 0 || m.ChallengesPerSecond < 0 || m.LegacyChecksPerMinute < 0 {
-		return errors.New("bind_challenges_per_minute, challenges_per_second and legacy_checks_per_minute must be positive")
+	if m.BindChallengesPerMinute < 0 || m.SourceChallengesPerMinute < 0 || m.ChallengesPerSecond < 0 || m.LegacyChecksPerMinute < 0 {
+		return errors.New("bind_challenges_per_minute, source_challenges_per_minute, challenges_per_second and legacy_checks_per_minute must be positive")
 	}
 	if m.LegacyMaxKeys < 0 || m.LegacyMaxKeys > 1024 {
 		return errors.New("legacy_max_keys must be between 1 and 1024")

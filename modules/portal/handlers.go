@@ -109,9 +109,9 @@ func (m *Module) session(r *http.Request, slide bool) (*token.Token, auth.User, 
 	hash := token.Hash(c.Value)
 	var rec *token.Token
 	if slide {
-		rec, err = m.tokens.Use(r.Context(), hash)
+		rec, err = m.tokens.UseVia(r.Context(), hash, token.DialectPortal)
 	} else {
-		rec, err = m.tokens.Peek(r.Context(), hash)
+		rec, err = m.tokens.PeekVia(r.Context(), hash, token.DialectPortal)
 	}
 	if errors.Is(err, token.ErrInvalid) {
 		return nil, auth.User{}, false, nil
@@ -284,8 +284,19 @@ func (m *Module) endSession(w http.ResponseWriter, r *http.Request) (bool, error
 }
 
 // logout serves GET /?logout=1: JSON clients get {"result": 1|0, "error": 47} (200, or 401
-// without a session); browsers are sent back to the dashboard.
+// without a session); browsers are sent back to the dashboard. A GET is what a cross-site link
+// or redirect makes a browser send with the Lax cookie, so a request a browser marks as
+// cross-site (core.CrossSite: Origin, Sec-Fetch-Site, Referer) ends nothing: JSON clients get
+// 401 error 81, browsers are sent to the dashboard with their session intact.
 func (m *Module) logout(w http.ResponseWriter, r *http.Request) {
+	if m.crossSite(r) {
+		if wantJSON(r) {
+			m.fail(w, r, PeNoToken)
+		} else {
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+		}
+		return
+	}
 	ok, err := m.endSession(w, r)
 	if err != nil {
 		m.internal(w, err)

@@ -85,6 +85,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.auth = mod.(*auth.Module)
 	m.tokens = m.auth.Tokens()
+	m.tokens.SetPolicy(token.DialectPortal, token.Policy{Idle: m.Idle.D(), Max: m.Lifetime.D()})
 	m.log = ctx.Logger
 	m.web = web.Handler()
 	m.now = func() time.Time { return time.Now().UTC() }

@@ -325,6 +325,56 @@ func TestSessionEndpoints(t *testing.T) {
 	}
 }
 
+// TestLogoutNeedsSameOrigin: GET /?logout=1 is what a cross-site link, image or redirect makes
+// a browser send with the Lax cookie. Without same-origin evidence from the browser it ends
+// nothing (JSON: 401 error 81; a page: back to the dashboard, cookie untouched); with it
+// (Sec-Fetch-Site same-origin or none, an Origin or Referer of this server or of
+// allowed_origins), or from a client that is not a browser, it logs out.
+func TestLogoutNeedsSameOrigin(t *testing.T) {
+	t.Parallel()
+	srv := coretest.Start(t, cheapHashing, coretest.WithModuleConfig("portal", `{"allowed_origins": ["https://intranet.example.com"]}`))
+	c := newClient(t, srv)
+	addUser(t, srv, auth.User{Username: "alice", ValidityEnabled: true}, "alice-password")
+	newSession := func() string { return "lemonldap=" + c.login("alice", "alice-password").answer(t).ID }
+	alive := func(ck string) bool { return *c.do("GET", "/ping", "", "", "Cookie", ck).answer(t).Status == 1 }
+
+	ck := newSession()
+	for _, h := range [][]string{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site"},
+		{"Sec-Fetch-Site", "cross-site", "Sec-Fetch-Mode", "navigate", "Referer", srv.HTTPURL + "/"},
+		{"Origin", "https://evil.example"},
+		{"Origin", "null"},
+		{"Referer", "https://evil.example/page.html"},
+	} {
+		r := c.do("GET", "/?logout=1", "", "", append([]string{"Cookie", ck, "Accept", "text/html"}, h...)...)
+		if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/" || len(r.Header.Values("Set-Cookie")) != 0 {
+			t.Errorf("cross-site browser logout %v: %d %v", h, r.Status, r.Header)
+		}
+		wantFail(t, c, c.do("GET", "/?logout=1", "", "", append([]string{"Cookie", ck, "Accept", "application/json"}, h...)...), 401, portal.PeNoToken)
+		if !alive(ck) {
+			t.Fatalf("a cross-site GET /?logout=1 (%v) ended the session", h)
+		}
+	}
+	for _, h := range [][]string{
+		{"Sec-Fetch-Site", "same-origin"},
+		{"Sec-Fetch-Site", "none"}, // typed into the address bar
+		{"Origin", srv.HTTPURL},
+		{"Referer", srv.HTTPURL + "/#/live"},
+		{"Referer", "https://intranet.example.com/apps"},
+		{}, // not a browser
+	} {
+		ck := newSession()
+		r := c.do("GET", "/?logout=1", "", "", append([]string{"Cookie", ck, "Accept", "application/json"}, h...)...)
+		if a := r.answer(t); r.Status != 200 || fmt.Sprint(a.Result) != "1" || *a.Error != portal.PeLogoutOK {
+			t.Errorf("same-origin logout %v: %d %s", h, r.Status, r.Body)
+		}
+		if alive(ck) {
+			t.Errorf("session alive after a same-origin logout %v", h)
+		}
+	}
+}
+
 // GET / without a JSON Accept is the dashboard.
 func TestRootServesDashboard(t *testing.T) {
 	t.Parallel()

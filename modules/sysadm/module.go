@@ -95,6 +95,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.auth = mod.(*auth.Module)
 	m.tokens = m.auth.Tokens()
+	m.tokens.SetPolicy(Dialect, token.Policy{Idle: m.TokenIdle.D(), Max: m.TokenMax.D()})
 	if _, ok := ctx.Module("cert"); ok {
 		c, err := cert.FromContext(ctx)
 		if err != nil {

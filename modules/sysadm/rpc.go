@@ -202,7 +202,7 @@ func (m *Module) rpcAuthSSL(ctx context.Context, cl *client, args json.RawMessag
 		case a.KeyID != nil:
 			key = &cert.KeyRef{KeyID: *a.KeyID}
 		}
-		ch, err := m.certs.NewChallenge(cl.bind, key)
+		ch, err := m.certs.NewChallenge(cl.bind, cl.sess.Remote, key)
 		if err != nil {
 			return result{}, sslError(err)
 		}

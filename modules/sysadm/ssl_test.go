@@ -1,6 +1,7 @@
 package sysadm_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -11,9 +12,18 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"gatehouse/core"
 	"gatehouse/core/coretest"
@@ -172,5 +182,93 @@ func TestCertificateLogin(t *testing.T) {
 	kim.ok("rpc", "settings", map[string]any{"action": "list_ssl_certs"}).decode(t, &list)
 	if len(list) != 0 {
 		t.Errorf("kim's keys after the administrator revoked the last: %v", list)
+	}
+}
+
+// TestChallengeLoopFromOneAddress: a client that reconnects in a loop from one address,
+// asking for certificate challenges on every new connection, spends only that address's
+// budget: meanwhile a client from another address (127.0.0.2) still gets its challenge and
+// logs in with its key.
+func TestChallengeLoopFromOneAddress(t *testing.T) {
+	t.Parallel()
+	srv := start(t, "")
+	addUser(t, srv, "kim", "kim-password", core.RankUser)
+	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
+	edB64, _ := pubB64PEM(t, edPub)
+	kim := dial(t, wsURL(srv))
+	kim.login("kim", "kim-password")
+	kim.ok("rpc", "settings", map[string]any{"action": "register_ssl_cert", "pub_key": edB64})
+
+	// The loop: 4 goroutines reconnecting from 127.0.0.1, each connection asking until refused.
+	ctx, stop := context.WithCancel(context.Background())
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				challengeLoop(ctx, wsURL(srv), &refused)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	coretest.Eventually(t, 30*time.Second, func() error {
+		if n := refused.Load(); n < 100 {
+			return fmt.Errorf("%d challenge requests of the loop refused so far", n)
+		}
+		return nil
+	})
+
+	// The legitimate client, from another address, while the loop goes on.
+	legit, err := dialErr(t, wsURL(srv), &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+	}}})
+	if err != nil {
+		t.Fatalf("dial from 127.0.0.2: %v", err)
+	}
+	f := legit.call("rpc", "auth_ssl", map[string]string{"pub_key": edB64})
+	if f.Name != "response" {
+		t.Fatalf("challenge for the client at 127.0.0.2 during the loop: %s %s", f.Name, f.Args)
+	}
+	ch := testString(t, f)
+	legit.ok("rpc", "auth_ssl", map[string]string{"signature": base64.StdEncoding.EncodeToString(ed25519.Sign(edPriv, []byte("gatehouse-auth-v1\n"+ch)))})
+	wantLoggedInAs(t, legit, "kim")
+	if refused.Load() == 0 {
+		t.Fatal("the loop was never refused")
+	}
+}
+
+// challengeLoop opens one connection and asks for legacy challenges until refused (429),
+// counting refusals; errors end it quietly (the server may be shutting down).
+func challengeLoop(ctx context.Context, url string, refused *atomic.Int64) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, resp, err := websocket.Dial(dctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}})
+	if err != nil {
+		return
+	}
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	defer ws.CloseNow()
+	for i := range 10 {
+		req, _ := json.Marshal(map[string]any{"namespace": "rpc", "name": "auth_ssl", "id": fmt.Sprint("loop-", i), "args": ""})
+		if ws.Write(dctx, websocket.MessageText, req) != nil {
+			return
+		}
+		_, b, err := ws.Read(dctx)
+		if err != nil {
+			return
+		}
+		var f frame
+		if json.Unmarshal(b, &f) != nil {
+			return
+		}
+		if f.code() == http.StatusTooManyRequests {
+			refused.Add(1)
+			return
+		}
 	}
 }

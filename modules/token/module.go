@@ -27,7 +27,11 @@ type Lifetime struct {
 // Module owns the token Store and its housekeeping: slides are flushed every FlushInterval and
 // expired tokens purged every PurgeInterval.
 type Module struct {
-	// Leosac is the lifetime of Leosac-dialect tokens. Default idle 20m, max 7 days.
+	// MaxLifetime caps every token's absolute lifetime, whatever dialect minted it (a token API
+	// request for a year gets this much) and whatever dialect uses it. Default 7 days.
+	MaxLifetime core.Duration `json:"max_lifetime"`
+	// Leosac is the lifetime of Leosac-dialect tokens, and the policy any token obeys when
+	// used on the Leosac websocket (see Store.SetPolicy). Default idle 20m, max 7 days.
 	Leosac Lifetime `json:"leosac"`
 	// FlushInterval is how often slid expiries are written back. Default 5s.
 	FlushInterval core.Duration `json:"flush_interval"`
@@ -45,8 +49,12 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
-// Provision creates the store and registers token.list and token.revoke.
+// Provision creates the store (with the server-wide cap and the Leosac dialect's policy) and
+// registers token.list and token.revoke.
 func (m *Module) Provision(ctx *core.Context) error {
+	if m.MaxLifetime == 0 {
+		m.MaxLifetime = core.Duration(7 * 24 * time.Hour)
+	}
 	if m.Leosac.Idle == 0 {
 		m.Leosac.Idle = core.Duration(20 * time.Minute)
 	}
@@ -61,12 +69,17 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.log = ctx.Logger
 	m.store = NewStore(ctx.DB(), ctx.Bus(), ctx.Logger)
+	m.store.SetMaxLifetime(m.MaxLifetime.D())
+	m.store.SetPolicy(DialectLeosac, Policy{Idle: m.Leosac.Idle.D(), Max: m.Leosac.Max.D()})
 	m.register(ctx.Methods())
 	return nil
 }
 
 // Validate checks the durations.
 func (m *Module) Validate() error {
+	if m.MaxLifetime < core.Duration(time.Second) {
+		return errors.New("max_lifetime must be at least 1s")
+	}
 	if m.Leosac.Idle < 0 || m.Leosac.Max <= 0 {
 		return errors.New("leosac token lifetime: idle must be >= 0 and max > 0")
 	}
@@ -82,9 +95,10 @@ func (m *Module) Validate() error {
 // Store returns the token store.
 func (m *Module) Store() *Store { return m.store }
 
-// LeosacLifetime returns the idle timeout and the absolute lifetime of Leosac-dialect tokens.
+// LeosacLifetime returns the idle timeout and the absolute lifetime of Leosac-dialect tokens
+// (the latter within MaxLifetime).
 func (m *Module) LeosacLifetime() (idle, max time.Duration) {
-	return m.Leosac.Idle.D(), m.Leosac.Max.D()
+	return m.Leosac.Idle.D(), min(m.Leosac.Max.D(), m.MaxLifetime.D())
 }
 
 // Run flushes slides and purges expired tokens until ctx is done.

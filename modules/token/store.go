@@ -112,6 +112,9 @@ type Store struct {
 	mu     sync.RWMutex
 	byHash map[string]*entry
 	drops  atomic.Uint64 // tokens dropped (revoked, expired, purged): see Generation
+
+	polMu sync.Mutex               // serializes SetPolicy and SetMaxLifetime
+	pol   atomic.Pointer[policies] // lifetime rules (policy.go)
 }
 
 // Generation changes whenever a token stops being valid by revocation or purge (not by
@@ -125,6 +128,8 @@ func NewStore(d *db.DB, bus *core.Bus, log zerolog.Logger) *Store {
 }
 
 // Issue creates a token and returns the raw token (to hand to the client once) and its record.
+// The lifetime and idle timeout asked for are narrowed to the server-wide cap and the
+// dialect's policy (SetMaxLifetime, SetPolicy): the record says what was granted.
 func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, error) {
 	if req.Lifetime <= 0 {
 		return "", nil, errors.New("issue token: lifetime must be positive")
@@ -150,6 +155,7 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 		RemoteAddr:  truncate(req.Remote, 128),
 		UserAgent:   truncate(req.UserAgent, 256),
 	}
+	t = s.view(t, "")
 	if err := s.db.Write.WithContext(ctx).Create(&t).Error; err != nil {
 		return "", nil, fmt.Errorf("issue token: %w", err)
 	}
@@ -161,42 +167,15 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 }
 
 // Use checks the token with the given hash and, when valid, slides its idle timeout and returns
-// a copy. An expired token is removed. A token that is not valid returns ErrInvalid.
+// a copy. An expired token is removed. A token that is not valid returns ErrInvalid. It applies
+// the token's own dialect's policy and the server-wide cap; dialects use UseVia.
 func (s *Store) Use(ctx context.Context, hash string) (*Token, error) {
-	e, err := s.load(ctx, hash)
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	e.mu.Lock()
-	if now.After(e.tok.Deadline()) {
-		e.mu.Unlock()
-		s.drop(hash)
-		if err := s.db.Write.WithContext(ctx).Where("hash = ?", hash).Delete(&Token{}).Error; err != nil {
-			s.log.Warn().Err(err).Msg("delete expired token")
-		}
-		return nil, ErrInvalid
-	}
-	e.tok.LastUsedAt = now
-	e.dirty = true
-	out := e.tok
-	e.mu.Unlock()
-	return &out, nil
+	return s.use(ctx, hash, "", true)
 }
 
-// Peek returns the token with the given hash without sliding it, or ErrInvalid.
+// Peek returns the token with the given hash without sliding it, or ErrInvalid (see Use).
 func (s *Store) Peek(ctx context.Context, hash string) (*Token, error) {
-	e, err := s.load(ctx, hash)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if s.now().After(e.tok.Deadline()) {
-		return nil, ErrInvalid
-	}
-	out := e.tok
-	return &out, nil
+	return s.use(ctx, hash, "", false)
 }
 
 // load returns the cache entry for hash, reading the database on a miss.
@@ -405,8 +384,8 @@ func (s *Store) List(ctx context.Context, userID int64) ([]Token, error) {
 			t.LastUsedAt = e.tok.LastUsedAt
 			e.mu.Unlock()
 		}
-		if !now.After(t.Deadline()) {
-			out = append(out, t)
+		if v := s.view(t, ""); !now.After(v.Deadline()) {
+			out = append(out, v)
 		}
 	}
 	return out, nil
@@ -481,7 +460,7 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 	s.mu.RLock()
 	for h, e := range s.byHash {
 		e.mu.Lock()
-		if now.After(e.tok.Deadline()) {
+		if v := s.view(e.tok, ""); now.After(v.Deadline()) {
 			expired = append(expired, h)
 		}
 		e.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,8 +25,14 @@ var Backends = []string{"wazo_user", "xivo_user"}
 
 const authFailed = "Authentication Failed"
 
-// create serves POST /0.1/token.
+// create serves POST /0.1/token. A browser request from another site than this server or
+// AllowedOrigins is refused (403) before anything is read, as the sysadm REST does: the
+// browser would attach cached Basic credentials by itself (login CSRF).
 func (m *Module) create(w http.ResponseWriter, r *http.Request) {
+	if m.crossSite(r) {
+		m.writeError(w, http.StatusForbidden, "Forbidden: cross-site request")
+		return
+	}
 	ctx := r.Context()
 	body, ok := m.readBody(w, r)
 	if !ok {
@@ -272,7 +279,7 @@ func (m *Module) lookup(w http.ResponseWriter, r *http.Request, raw string) (*to
 		m.writeError(w, http.StatusNotFound, "No such token")
 		return nil, auth.User{}, false
 	}
-	rec, err := m.tokens.Use(r.Context(), token.Hash(raw))
+	rec, err := m.tokens.UseVia(r.Context(), token.Hash(raw), Dialect)
 	if errors.Is(err, token.ErrInvalid) {
 		m.writeError(w, http.StatusNotFound, "No such token")
 		return nil, auth.User{}, false
@@ -373,4 +380,18 @@ func (m *Module) loginName(ctx context.Context, login string) string {
 		return login
 	}
 	return names[0]
+}
+
+// crossSite reports whether a browser sent the request from another site than this server or
+// one of AllowedOrigins (core.CrossSite).
+func (m *Module) crossSite(r *http.Request) bool {
+	return core.CrossSite(r, func(u *url.URL) bool {
+		origin := u.Scheme + "://" + u.Host
+		for _, o := range m.AllowedOrigins {
+			if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+				return true
+			}
+		}
+		return false
+	})
 }

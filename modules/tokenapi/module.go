@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +59,10 @@ type Module struct {
 	MaxUserSessions int64 `json:"max_user_sessions"`
 	// BodyLimit bounds a request body in bytes. Default 64 KiB.
 	BodyLimit int64 `json:"body_limit"`
+	// AllowedOrigins are browser origins besides this server's own allowed to create tokens
+	// (POST /0.1/token), e.g. "https://app.example.com". A browser request from any other
+	// origin is refused with 403: browsers replay cached Basic credentials by themselves.
+	AllowedOrigins []string `json:"allowed_origins"`
 
 	log     zerolog.Logger
 	db      *db.DB
@@ -93,6 +98,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.auth = mod.(*auth.Module)
 	m.tokens = m.auth.Tokens()
+	m.tokens.SetPolicy(Dialect, token.Policy{Max: time.Duration(m.MaxExpiration) * time.Second})
 	m.log = ctx.Logger
 	m.db = ctx.DB()
 	m.now = func() time.Time { return time.Now().UTC() }
@@ -124,6 +130,11 @@ func (m *Module) Validate() error {
 	}
 	if m.DefaultExpiration < 1 || m.DefaultExpiration > m.MaxExpiration {
 		return errors.New("default_expiration must be 1 .. max_expiration seconds")
+	}
+	for _, o := range m.AllowedOrigins {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			return fmt.Errorf("allowed_origins: %q is not an origin (scheme://host[:port])", o)
+		}
 	}
 	if m.MaxUserSessions < -1 {
 		return errors.New("max_user_sessions must be positive, or -1 for no cap")
