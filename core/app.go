@@ -140,6 +140,21 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 		mux:     http.NewServeMux(),
 		started: time.Now(),
 	}
+	if a.db != nil {
+		metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_db_failing",
+				Help: "1 while the database cannot commit (disk full, I/O error), until a probe write succeeds; 0 otherwise."},
+				func() float64 {
+					if a.db.Health().OK {
+						return 0
+					}
+					return 1
+				}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_db_storage_errors_total",
+				Help: "Statements and commits that failed because of the storage (disk full, I/O error, read-only, corrupt)."},
+				func() float64 { return float64(a.db.Health().Errors) }),
+		)
+	}
 	a.mux.HandleFunc("GET /healthz", a.serveHealth)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 
@@ -230,6 +245,17 @@ func (a *App) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "starting"})
 		return
+	}
+	if a.db != nil {
+		if h := a.db.Health(); !h.OK {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"status": "failing",
+				"reason": "the database cannot commit: " + h.Reason,
+				"since":  h.Since.Format(time.RFC3339Nano),
+			})
+			return
+		}
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"status":  "ok",

@@ -124,7 +124,7 @@ func (m *Module) Run(ctx context.Context) error {
 
 // InitialPasswordFile is the file in the data directory that receives a generated admin
 // password on first start.
-const InitialPasswordFile = "initial-admin-password"
+const InitialPasswordFile = core.InitialPasswordFile
 
 // bootstrap creates the admin user when there is no user at all. Its password is
 // GATEHOUSE_ADMIN_PASSWORD if set; otherwise a random one, printed once to the operator output
