@@ -158,18 +158,11 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 	a.mux.HandleFunc("GET /healthz", a.serveHealth)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 
-	for _, mc := range cfg.Modules {
-		info, ok := reg.Lookup(mc.Module)
-		if !ok {
+	for _, mc := range cfg.EnabledModules() {
+		val, err := decodeModule(mc, reg)
+		if err != nil {
 			a.cleanup()
-			return nil, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs())
-		}
-		val := info.New()
-		if len(mc.Config) > 0 && string(mc.Config) != "null" {
-			if err := StrictUnmarshal(mc.Config, val); err != nil {
-				a.cleanup()
-				return nil, fmt.Errorf("module %q: config: %w", mc.Module, err)
-			}
+			return nil, err
 		}
 		lm := &loadedModule{id: mc.Module, value: val}
 		a.mods = append(a.mods, lm)
@@ -192,6 +185,75 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// decodeModule returns a new value of the module mc names, with mc's configuration decoded
+// strictly into it and its defaults applied (Defaulter).
+func decodeModule(mc ModuleConfig, reg *Registry) (Module, error) {
+	info, ok := reg.Lookup(mc.Module)
+	if !ok {
+		return nil, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs())
+	}
+	val := info.New()
+	if len(mc.Config) > 0 && string(mc.Config) != "null" {
+		if err := StrictUnmarshal(mc.Config, val); err != nil {
+			return nil, fmt.Errorf("module %q: config: %w", mc.Module, err)
+		}
+	}
+	if d, ok := val.(Defaulter); ok {
+		d.ApplyDefaults()
+	}
+	return val, nil
+}
+
+// ModuleValue returns the decoded, defaulted configuration value of the enabled module id of
+// cfg (for offline commands that need a module's settings without provisioning it); ok is
+// false when cfg does not enable it.
+func ModuleValue(cfg Config, reg *Registry, id string) (_ Module, ok bool, _ error) {
+	for _, mc := range cfg.EnabledModules() {
+		if mc.Module == id {
+			v, err := decodeModule(mc, reg)
+			return v, err == nil, err
+		}
+	}
+	return nil, false, nil
+}
+
+// CheckModules decodes every enabled module of cfg with its defaults applied and runs its
+// CheckConfig, without side effects, and returns the effective configuration: cfg with each
+// module's config replaced by its decoded, defaulted value marshalled to JSON. Every problem
+// found is reported, joined. NewServer runs it before creating anything; check-config prints
+// its result.
+func CheckModules(cfg Config, reg *Registry) (Config, error) {
+	var errs []error
+	eff := cfg
+	eff.Modules = make([]ModuleConfig, 0, len(cfg.Modules))
+	for _, mc := range cfg.Modules {
+		if mc.Disabled {
+			if _, ok := reg.Lookup(mc.Module); !ok {
+				errs = append(errs, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs()))
+			}
+			eff.Modules = append(eff.Modules, ModuleConfig{Module: mc.Module, Disabled: true})
+			continue
+		}
+		val, err := decodeModule(mc, reg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if c, ok := val.(ConfigChecker); ok {
+			if err := c.CheckConfig(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("module %q: %w", mc.Module, err))
+			}
+		}
+		b, err := json.Marshal(val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("module %q: marshal its configuration: %w", mc.Module, err))
+			continue
+		}
+		eff.Modules = append(eff.Modules, ModuleConfig{Module: mc.Module, Config: b})
+	}
+	return eff, errors.Join(errs...)
 }
 
 // ModuleIDs returns the IDs of the loaded modules in configuration order.

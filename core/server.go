@@ -61,6 +61,11 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	// Every module checks its configuration before anything is created (listener, data
+	// directory, database): a rejected configuration leaves nothing behind.
+	if _, err := CheckModules(cfg, opts.Registry); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}

@@ -187,6 +187,6 @@ func (m *Module) logged(h http.HandlerFunc) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		h(sw, r)
 		m.log.Debug().Str("method", r.Method).Str("path", RedactPath(r.URL.Path)).
-			Int("status", sw.status).Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("http")
+			Int("status", sw.status).Str("remote", r.RemoteAddr).Dur("took_ms", time.Since(start)).Msg("http")
 	})
 }

@@ -223,7 +223,7 @@ func (m *Module) runReader(ctx context.Context, id int64, cfg ReaderConfig) {
 			return
 		}
 		if err != nil {
-			log.Error().Err(err).Dur("retry_in", m.RetryInterval.D()).Msg("wiegand: reader unavailable")
+			log.Error().Err(err).Dur("retry_in_ms", m.RetryInterval.D()).Msg("wiegand: reader unavailable")
 		}
 		select {
 		case <-ctx.Done():
