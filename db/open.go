@@ -90,7 +90,7 @@ func Open(ctx context.Context, dir string, log zerolog.Logger, opts Options) (*D
 		if err := mustExist(dir, path); err != nil {
 			return nil, err
 		}
-	} else if err := PrepareDir(dir, log); err != nil {
+	} else if err := PrepareDir(dir, zerolog.Nop()); err != nil { // the server warns (core.NewServer)
 		return nil, err
 	}
 	if err := checkWritable(dir); err != nil {

@@ -45,8 +45,8 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
-// Provision creates the store and registers token.list and token.revoke.
-func (m *Module) Provision(ctx *core.Context) error {
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
 	if m.Leosac.Idle == 0 {
 		m.Leosac.Idle = core.Duration(20 * time.Minute)
 	}
@@ -59,6 +59,11 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.PurgeInterval == 0 {
 		m.PurgeInterval = core.Duration(time.Minute)
 	}
+}
+
+// Provision creates the store and registers token.list and token.revoke.
+func (m *Module) Provision(ctx *core.Context) error {
+	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.store = NewStore(ctx.DB(), ctx.Bus(), ctx.Logger)
 	m.register(ctx.Methods())
