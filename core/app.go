@@ -220,7 +220,7 @@ func ModuleValue(cfg Config, reg *Registry, id string) (_ Module, ok bool, _ err
 }
 
 // CheckModules decodes every enabled module of cfg with its defaults applied and runs its
-// CheckConfig, without side effects, and returns the effective configuration: cfg with each
+// Validate and CheckConfig, without side effects, and returns the effective configuration: cfg with each
 // module's config replaced by its decoded, defaulted value marshalled to JSON. Every problem
 // found is reported, joined. NewServer runs it before creating anything; check-config prints
 // its result.
@@ -240,6 +240,11 @@ func CheckModules(cfg Config, reg *Registry) (Config, error) {
 		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if v, ok := val.(Validator); ok {
+			if err := v.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("module %q: validate: %w", mc.Module, err))
+			}
 		}
 		if c, ok := val.(ConfigChecker); ok {
 			if err := c.CheckConfig(cfg); err != nil {

@@ -23,7 +23,10 @@ type Provisioner interface {
 	Provision(ctx *Context) error
 }
 
-// Validator is implemented by modules that check their configuration after Provision.
+// Validator is implemented by modules that check their configuration. Validate must read only
+// the module's configuration fields, never state set by Provision: it runs after Provision,
+// and also, before anything is created, on a decoded and defaulted value that was never
+// provisioned (CheckModules, for NewServer and check-config).
 type Validator interface {
 	Validate() error
 }
