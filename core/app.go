@@ -220,10 +220,10 @@ func ModuleValue(cfg Config, reg *Registry, id string) (_ Module, ok bool, _ err
 }
 
 // CheckModules decodes every enabled module of cfg with its defaults applied and runs its
-// Validate and CheckConfig, without side effects, and returns the effective configuration: cfg with each
-// module's config replaced by its decoded, defaulted value marshalled to JSON. Every problem
-// found is reported, joined. NewServer runs it before creating anything; check-config prints
-// its result.
+// Validate and CheckConfig, without side effects, and returns the effective configuration: cfg
+// with each module's config replaced by its decoded, defaulted value marshalled to JSON,
+// secrets redacted (SecretRedactor). Every problem found is reported, joined. NewServer runs it
+// before creating anything; check-config prints its result.
 func CheckModules(cfg Config, reg *Registry) (Config, error) {
 	var errs []error
 	eff := cfg
@@ -250,6 +250,9 @@ func CheckModules(cfg Config, reg *Registry) (Config, error) {
 			if err := c.CheckConfig(cfg); err != nil {
 				errs = append(errs, fmt.Errorf("module %q: %w", mc.Module, err))
 			}
+		}
+		if r, ok := val.(SecretRedactor); ok {
+			r.RedactSecrets()
 		}
 		b, err := json.Marshal(val)
 		if err != nil {

@@ -48,6 +48,14 @@ type ConfigChecker interface {
 	CheckConfig(cfg Config) error
 }
 
+// SecretRedactor is implemented by modules whose configuration holds secrets (webhook
+// signing keys, authorization headers). RedactSecrets replaces them, in a decoded value used
+// for display only, with "***", so that `gatehouse check-config` can print the effective
+// configuration without them.
+type SecretRedactor interface {
+	RedactSecrets()
+}
+
 // Runner is implemented by modules with work of their own. Run blocks until ctx is done and
 // returns nil then; a non-nil error stops the whole App.
 type Runner interface {

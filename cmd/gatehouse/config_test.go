@@ -124,6 +124,29 @@ func TestREADMEConfigRunsTheWholeServer(t *testing.T) {
 	}
 }
 
+// TestCheckConfigHidesSecrets: the effective configuration printed by check-config does not
+// show a webhook's signing secret, header values or URL credentials.
+func TestCheckConfigHidesSecrets(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gatehouse.json")
+	body := `{"modules": [{"module": "webhook", "config": {"targets": [{"name": "siem", "url": "https://user:pw-in-url@siem.example/in?key=query-secret",
+		"topics": ["access.>"], "secret": "signing-secret", "headers": {"Authorization": "Bearer header-secret"}}]}}]}`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd([]string{"check-config", "--config", file}, "")
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, errOut)
+	}
+	for _, secret := range []string{"signing-secret", "header-secret", "pw-in-url", "query-secret"} {
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("check-config printed %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "siem.example") {
+		t.Errorf("the webhook target is missing from the effective configuration:\n%s", out)
+	}
+}
+
 // TestConfigDisablesAModule: "disabled": true leaves a module out of serve and check-config.
 func TestConfigDisablesAModule(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "gatehouse.json")
