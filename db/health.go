@@ -52,7 +52,9 @@ type HealthStatus struct {
 	Errors uint64
 }
 
-// Health tracks the storage errors of every statement and commit on the database's handles.
+// Health tracks the storage errors of every statement and commit on the database's handles
+// (errors met while iterating a result's rows are not seen; writes surface theirs at the
+// statement or at the commit).
 // One error makes the database failing; only a successful probe (WatchHealth) makes it healthy
 // again, so that a write squeezing into space freed a moment ago does not hide a full disk.
 type Health struct {

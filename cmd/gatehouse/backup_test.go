@@ -210,6 +210,19 @@ func TestBackupRestoreKeepsEveryDecision(t *testing.T) {
 	admin2 := wstest.Dial(t, wsURL(url2))
 	admin2.Login("admin", testAdminPassword)
 	after := site.decisions(t, admin2)
+	// The restored event log is a new history: subscribers resynchronise rather than resume.
+	epoch := func(c *wstest.Client) string {
+		var res struct {
+			Epoch string `json:"epoch"`
+		}
+		r := c.Call("events.subscribe", map[string]any{"topics": []string{"door.>"}})
+		mustOK(t, r)
+		r.Decode(t, &res)
+		return res.Epoch
+	}
+	if e1, e2 := epoch(admin), epoch(admin2); e1 == "" || e1 == e2 {
+		t.Errorf("event log epoch after the restore %q, before %q: want a new one", e2, e1)
+	}
 	if len(after) != len(before) {
 		t.Fatalf("%d decisions after the restore, %d before", len(after), len(before))
 	}
