@@ -140,21 +140,29 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 		mux:     http.NewServeMux(),
 		started: time.Now(),
 	}
+	if a.db != nil {
+		metrics.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_db_failing",
+				Help: "1 while the database cannot commit (disk full, I/O error), until a probe write succeeds; 0 otherwise."},
+				func() float64 {
+					if a.db.Health().OK {
+						return 0
+					}
+					return 1
+				}),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_db_storage_errors_total",
+				Help: "Statements and commits that failed because of the storage (disk full, I/O error, read-only, corrupt)."},
+				func() float64 { return float64(a.db.Health().Errors) }),
+		)
+	}
 	a.mux.HandleFunc("GET /healthz", a.serveHealth)
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 
-	for _, mc := range cfg.Modules {
-		info, ok := reg.Lookup(mc.Module)
-		if !ok {
+	for _, mc := range cfg.EnabledModules() {
+		val, err := decodeModule(mc, reg)
+		if err != nil {
 			a.cleanup()
-			return nil, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs())
-		}
-		val := info.New()
-		if len(mc.Config) > 0 && string(mc.Config) != "null" {
-			if err := StrictUnmarshal(mc.Config, val); err != nil {
-				a.cleanup()
-				return nil, fmt.Errorf("module %q: config: %w", mc.Module, err)
-			}
+			return nil, err
 		}
 		lm := &loadedModule{id: mc.Module, value: val}
 		a.mods = append(a.mods, lm)
@@ -177,6 +185,83 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// decodeModule returns a new value of the module mc names, with mc's configuration decoded
+// strictly into it and its defaults applied (Defaulter).
+func decodeModule(mc ModuleConfig, reg *Registry) (Module, error) {
+	info, ok := reg.Lookup(mc.Module)
+	if !ok {
+		return nil, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs())
+	}
+	val := info.New()
+	if len(mc.Config) > 0 && string(mc.Config) != "null" {
+		if err := StrictUnmarshal(mc.Config, val); err != nil {
+			return nil, fmt.Errorf("module %q: config: %w", mc.Module, err)
+		}
+	}
+	if d, ok := val.(Defaulter); ok {
+		d.ApplyDefaults()
+	}
+	return val, nil
+}
+
+// ModuleValue returns the decoded, defaulted configuration value of the enabled module id of
+// cfg (for offline commands that need a module's settings without provisioning it); ok is
+// false when cfg does not enable it.
+func ModuleValue(cfg Config, reg *Registry, id string) (_ Module, ok bool, _ error) {
+	for _, mc := range cfg.EnabledModules() {
+		if mc.Module == id {
+			v, err := decodeModule(mc, reg)
+			return v, err == nil, err
+		}
+	}
+	return nil, false, nil
+}
+
+// CheckModules decodes every enabled module of cfg with its defaults applied and runs its
+// Validate and CheckConfig, without side effects, and returns the effective configuration: cfg
+// with each module's config replaced by its decoded, defaulted value marshalled to JSON,
+// secrets redacted (SecretRedactor). Every problem found is reported, joined. NewServer runs it
+// before creating anything; check-config prints its result.
+func CheckModules(cfg Config, reg *Registry) (Config, error) {
+	var errs []error
+	eff := cfg
+	eff.Modules = make([]ModuleConfig, 0, len(cfg.Modules))
+	for _, mc := range cfg.Modules {
+		if mc.Disabled {
+			if _, ok := reg.Lookup(mc.Module); !ok {
+				errs = append(errs, fmt.Errorf("module %q: not built into this binary (known: %v)", mc.Module, reg.IDs()))
+			}
+			eff.Modules = append(eff.Modules, ModuleConfig{Module: mc.Module, Disabled: true})
+			continue
+		}
+		val, err := decodeModule(mc, reg)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if v, ok := val.(Validator); ok {
+			if err := v.Validate(); err != nil {
+				errs = append(errs, fmt.Errorf("module %q: validate: %w", mc.Module, err))
+			}
+		}
+		if c, ok := val.(ConfigChecker); ok {
+			if err := c.CheckConfig(cfg); err != nil {
+				errs = append(errs, fmt.Errorf("module %q: %w", mc.Module, err))
+			}
+		}
+		if r, ok := val.(SecretRedactor); ok {
+			r.RedactSecrets()
+		}
+		b, err := json.Marshal(val)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("module %q: marshal its configuration: %w", mc.Module, err))
+			continue
+		}
+		eff.Modules = append(eff.Modules, ModuleConfig{Module: mc.Module, Config: b})
+	}
+	return eff, errors.Join(errs...)
 }
 
 // ModuleIDs returns the IDs of the loaded modules in configuration order.
@@ -230,6 +315,17 @@ func (a *App) serveHealth(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "starting"})
 		return
+	}
+	if a.db != nil {
+		if h := a.db.Health(); !h.OK {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"status": "failing",
+				"reason": "the database cannot commit: " + h.Reason,
+				"since":  h.Since.Format(time.RFC3339Nano),
+			})
+			return
+		}
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"status":  "ok",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -55,16 +56,55 @@ type Config struct {
 	// AdminPassword, when set (only from GATEHOUSE_ADMIN_PASSWORD, never from a file), is the
 	// password of the admin user created on first start.
 	AdminPassword string `json:"-"`
-	// Modules lists the modules to load, in order, each with its own configuration. When
-	// absent, every standard module is loaded with its defaults.
+	// Modules lists the modules to load, in order, each with its own configuration; entries
+	// with "disabled": true are skipped. The command line merges a file's list into the
+	// standard one by module ID (MergeModules): a module the file leaves out still loads.
 	Modules []ModuleConfig `json:"modules,omitempty"`
 }
 
 // ModuleConfig is one entry of Config.Modules: the module ID and its raw configuration, which
-// is decoded strictly into the module's value.
+// is decoded strictly into the module's value. Disabled leaves the module out.
 type ModuleConfig struct {
-	Module string          `json:"module"`
-	Config json.RawMessage `json:"config,omitempty"`
+	Module   string          `json:"module"`
+	Disabled bool            `json:"disabled,omitempty"`
+	Config   json.RawMessage `json:"config,omitempty"`
+}
+
+// MergeModules returns the module list a configuration file asks for: the defaults, in their
+// order, each replaced by the configured entry of the same module ID (its config, or
+// "disabled": true), followed by the configured entries that name no default module, in their
+// order. So a file that configures one module still loads every other one with its defaults.
+func MergeModules(defaults, configured []ModuleConfig) []ModuleConfig {
+	byID := make(map[string]ModuleConfig, len(configured))
+	for _, mc := range configured {
+		byID[mc.Module] = mc
+	}
+	out := make([]ModuleConfig, 0, len(defaults)+len(configured))
+	isDefault := make(map[string]bool, len(defaults))
+	for _, d := range defaults {
+		isDefault[d.Module] = true
+		if mc, ok := byID[d.Module]; ok {
+			d = mc
+		}
+		out = append(out, d)
+	}
+	for _, mc := range configured {
+		if !isDefault[mc.Module] {
+			out = append(out, mc)
+		}
+	}
+	return out
+}
+
+// EnabledModules returns the entries of Modules that are not disabled, in order.
+func (c Config) EnabledModules() []ModuleConfig {
+	out := make([]ModuleConfig, 0, len(c.Modules))
+	for _, mc := range c.Modules {
+		if !mc.Disabled {
+			out = append(out, mc)
+		}
+	}
+	return out
 }
 
 // Defaults used when a Config field is empty.
@@ -111,6 +151,11 @@ func (c Config) Validate() error {
 	if c.TLSCert != "" && c.TLSSelfSigned {
 		errs = append(errs, errors.New("tls_self_signed cannot be combined with tls_cert"))
 	}
+	if c.Listen != "" {
+		if err := checkListen(c.Listen); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone: %w", err))
@@ -127,6 +172,19 @@ func (c Config) Validate() error {
 		seen[m.Module] = true
 	}
 	return errors.Join(errs...)
+}
+
+// checkListen checks that addr is host:port with a numeric port in 0..65535, without resolving
+// anything.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("listen %q: %w (want host:port, e.g. 127.0.0.1:8080)", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("listen %q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	return nil
 }
 
 // Location returns the site time zone.
@@ -155,15 +213,25 @@ func LoadConfigFile(path string) (Config, error) {
 	return c, nil
 }
 
-// StrictUnmarshal decodes JSON into v, refusing unknown fields and trailing data, and adds the
-// byte offset to syntax errors.
+// StrictUnmarshal decodes JSON into v, refusing unknown fields and trailing data. Syntax and
+// type errors name their position: line and column (1-based, columns count bytes) and byte
+// offset.
 func StrictUnmarshal(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return fmt.Errorf("%w (at byte %d)", err, se.Offset)
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			line, col := position(b, se.Offset)
+			return fmt.Errorf("%w at line %d, column %d (at byte %d)", err, line, col, se.Offset)
+		case errors.As(err, &te):
+			line, col := position(b, te.Offset)
+			return fmt.Errorf("%w at line %d, column %d (at byte %d)", err, line, col, te.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			line, col := position(b, int64(len(b))+1)
+			return fmt.Errorf("%w: the JSON document ends early, at line %d, column %d", err, line, col)
 		}
 		return err
 	}
@@ -171,6 +239,15 @@ func StrictUnmarshal(b []byte, v any) error {
 		return errors.New("trailing data after the JSON document")
 	}
 	return nil
+}
+
+// position returns the line and column (1-based, in bytes) of the byte before offset: Go's JSON
+// errors give the offset after the offending byte.
+func position(b []byte, offset int64) (line, col int) {
+	pos := int(min(max(offset-1, 0), int64(len(b))))
+	line = 1 + bytes.Count(b[:pos], []byte("\n"))
+	col = pos - bytes.LastIndexByte(b[:pos], '\n')
+	return line, col
 }
 
 // EnvPrefix prefixes every environment variable gatehouse reads.

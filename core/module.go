@@ -23,9 +23,37 @@ type Provisioner interface {
 	Provision(ctx *Context) error
 }
 
-// Validator is implemented by modules that check their configuration after Provision.
+// Validator is implemented by modules that check their configuration. Validate must read only
+// the module's configuration fields, never state set by Provision: it runs after Provision,
+// and also, before anything is created, on a decoded and defaulted value that was never
+// provisioned (CheckModules, for NewServer and check-config).
 type Validator interface {
 	Validate() error
+}
+
+// Defaulter is implemented by modules whose configuration has defaults. ApplyDefaults fills
+// every zero field of the decoded configuration with its default, without side effects, so
+// that the value marshalled to JSON is the effective configuration (`gatehouse check-config`
+// prints it). The App calls it right after decoding, before Provision; it must be idempotent.
+type Defaulter interface {
+	ApplyDefaults()
+}
+
+// ConfigChecker is implemented by modules that can check their configuration, and the parts
+// of the process configuration they depend on, without side effects: no database, no files,
+// no network. CheckConfig runs on the decoded, defaulted value before anything is created
+// (NewServer calls it before binding the listener or touching the data directory) and in
+// `gatehouse check-config`, so that both reject the same configurations.
+type ConfigChecker interface {
+	CheckConfig(cfg Config) error
+}
+
+// SecretRedactor is implemented by modules whose configuration holds secrets (webhook
+// signing keys, authorization headers). RedactSecrets replaces them, in a decoded value used
+// for display only, with "***", so that `gatehouse check-config` can print the effective
+// configuration without them.
+type SecretRedactor interface {
+	RedactSecrets()
 }
 
 // Runner is implemented by modules with work of their own. Run blocks until ctx is done and

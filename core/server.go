@@ -43,6 +43,7 @@ type Server struct {
 	cfg     Config
 	log     zerolog.Logger
 	db      *db.DB
+	lock    *db.DirLock // held on the data directory from NewServer until Run returns
 	ln      net.Listener
 	srv     *http.Server
 	unixLn  net.Listener // the --unix listener and its server; nil when not configured
@@ -60,6 +61,11 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	// Every module checks its configuration before anything is created (listener, data
+	// directory, database): a rejected configuration leaves nothing behind.
+	if _, err := CheckModules(cfg, opts.Registry); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if opts.Out == nil {
 		opts.Out = io.Discard
 	}
@@ -75,6 +81,9 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 		}
 		if s.db != nil {
 			_ = s.db.Close()
+		}
+		if s.lock != nil {
+			_ = s.lock.Unlock()
 		}
 		if s.unixLn != nil {
 			_ = s.unixLn.Close()
@@ -105,7 +114,16 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 		}
 	}
 
-	if s.db, err = db.Open(ctx, cfg.Data, opts.Log.With().Str("module", "db").Logger(), opts.DBOptions); err != nil {
+	// The data directory is locked while the server runs: offline commands that write refuse
+	// to run behind its back, and a second server on the same data refuses to start.
+	dbLog := opts.Log.With().Str("module", "db").Logger()
+	if err := db.PrepareDir(cfg.Data, dbLog); err != nil {
+		return nil, err
+	}
+	if s.lock, err = db.LockDir(cfg.Data); err != nil {
+		return nil, err
+	}
+	if s.db, err = db.Open(ctx, cfg.Data, dbLog, opts.DBOptions); err != nil {
 		return nil, err
 	}
 	if app, err = s.newApp(); err != nil {
@@ -188,8 +206,17 @@ func (s *Server) DB() *db.DB { return s.db }
 
 // Run serves until ctx is cancelled or a module fails. On return the listener is closed, every
 // websocket has been closed with 1001 after its queued replies were written, every module has
-// been cleaned up and the database is closed.
+// been cleaned up, the database is closed and the data directory unlocked.
 func (s *Server) Run(ctx context.Context) error {
+	defer func() { _ = s.lock.Unlock() }()
+	// A failing database is probed until it commits again (db.WatchHealth), for /healthz.
+	healthCtx, stopHealth := context.WithCancel(context.Background())
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		s.db.WatchHealth(healthCtx)
+	}()
+	defer func() { stopHealth(); <-healthDone }()
 	serveErr := make(chan error, 1)
 	go func() {
 		var err error
@@ -275,6 +302,8 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.unixSrv.Close() // already shut down, unless a restart failed
 	}
 	<-unixDone
+	stopHealth()
+	<-healthDone
 	if err := s.db.Close(); err != nil && runErr == nil {
 		runErr = err
 	}

@@ -26,11 +26,11 @@ import (
 
 // SelfSignedCertificate returns the certificate kept in <data>/tls/, creating it on first use:
 // ECDSA P-256, valid ten years, for localhost, 127.0.0.1, ::1, the host name and the listen
-// host. The key file is written with mode 0600. Its SHA-256 fingerprint is logged so that
+// host. Both files are written with mode 0600 (the data directory is private). Its SHA-256 fingerprint is logged so that
 // clients can pin it.
 func SelfSignedCertificate(dataDir, listen string, log zerolog.Logger) (tls.Certificate, error) {
-	dir := filepath.Join(dataDir, "tls")
-	certPath, keyPath := filepath.Join(dir, "self-signed.crt"), filepath.Join(dir, "self-signed.key")
+	certPath, keyPath := filepath.Join(dataDir, filepath.FromSlash(SelfSignedCertFile)), filepath.Join(dataDir, filepath.FromSlash(SelfSignedKeyFile))
+	dir := filepath.Dir(keyPath)
 	if cert, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
 		logFingerprint(log, cert, certPath)
 		return cert, nil
@@ -80,7 +80,7 @@ func SelfSignedCertificate(dataDir, listen string, log zerolog.Logger) (tls.Cert
 	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write TLS key: %w", err)
 	}
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		return tls.Certificate{}, fmt.Errorf("write TLS certificate: %w", err)
 	}
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)

@@ -276,3 +276,33 @@ func (d *DB) SchemaVersion(ctx context.Context) (string, error) {
 	err := d.Read.WithContext(ctx).Raw(`SELECT id FROM schema_migrations ORDER BY id DESC LIMIT 1`).Scan(&id).Error
 	return id, err
 }
+
+// LatestSchema returns the ID of the newest migration this binary knows.
+func LatestSchema() string {
+	m := migrations()
+	return m[len(m)-1].ID
+}
+
+// KnownSchema reports whether id is the ID of a migration this binary knows: a database whose
+// schema version is unknown was written by a newer gatehouse.
+func KnownSchema(id string) bool {
+	for _, m := range migrations() {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSchemaKnown fails when the database's schema is newer than this binary (Open with
+// NoMigrate).
+func (d *DB) checkSchemaKnown(ctx context.Context) error {
+	v, err := d.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read the schema version of %s: %w", d.Path, err)
+	}
+	if v != "" && !KnownSchema(v) {
+		return fmt.Errorf("the database %s has schema %s, newer than this gatehouse knows (up to %s): use the gatehouse that wrote it", d.Path, v, LatestSchema())
+	}
+	return nil
+}

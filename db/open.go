@@ -10,8 +10,10 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,10 +38,23 @@ type DB struct {
 	Write *gorm.DB
 	// Path is the database file.
 	Path string
+
+	health     *Health
+	probeEvery time.Duration
+	log        zerolog.Logger
 }
 
-// Options tune Open. The zero value is the production setting.
+// Options tune Open. The zero value is the production setting of a server.
 type Options struct {
+	// MustExist makes Open fail, naming the path, when the data directory or the database
+	// file does not exist yet, instead of creating them (offline commands: backup, user passwd).
+	MustExist bool
+	// NoMigrate leaves the schema as it is (a backup of a live database must not migrate it
+	// under the server); Open then fails if the schema is newer than this binary knows.
+	NoMigrate bool
+	// HealthProbe is how often a failing database is probed for recovery (see WatchHealth);
+	// 0 means 2 s.
+	HealthProbe time.Duration
 	// ReadConns is the size of the read pool; 0 means max(4, 2×GOMAXPROCS).
 	ReadConns int
 	// BusyTimeout is how long a connection waits on a lock; 0 means 10 s.
@@ -65,10 +80,21 @@ func DSN(path string, busy time.Duration) string {
 	return path + "?" + q.Encode()
 }
 
-// Open opens (creating if needed) the database in dir and applies every pending migration.
+// Open opens (creating if needed, unless opts.MustExist) the database in dir and applies every
+// pending migration (unless opts.NoMigrate). The data directory is created with mode 0700 and
+// the database file, its WAL and its shared-memory file get mode 0600 whatever the umask.
+// Errors name the path: a missing database (MustExist), a directory that cannot be written.
 func Open(ctx context.Context, dir string, log zerolog.Logger, opts Options) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+	path := filepath.Join(dir, FileName)
+	if opts.MustExist {
+		if err := mustExist(dir, path); err != nil {
+			return nil, err
+		}
+	} else if err := PrepareDir(dir, zerolog.Nop()); err != nil { // the server warns (core.NewServer)
+		return nil, err
+	}
+	if err := checkWritable(dir); err != nil {
+		return nil, err
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, 2*runtime.GOMAXPROCS(0))
@@ -79,7 +105,18 @@ func Open(ctx context.Context, dir string, log zerolog.Logger, opts Options) (*D
 	if opts.SlowQuery <= 0 {
 		opts.SlowQuery = 200 * time.Millisecond
 	}
-	path := filepath.Join(dir, FileName)
+	if opts.HealthProbe <= 0 {
+		opts.HealthProbe = 2 * time.Second
+	}
+	// SQLite would create the file with 0644 minus the umask; create it private first (an
+	// empty file is a valid new database). SQLite gives the WAL and -shm the file's mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	_ = f.Close()
+
+	health := newHealth(log)
 	dsn := DSN(path, opts.BusyTimeout)
 	cfg := func() *gorm.Config {
 		return &gorm.Config{
@@ -89,40 +126,131 @@ func Open(ctx context.Context, dir string, log zerolog.Logger, opts Options) (*D
 			Logger:                 newGormLogger(log, opts.SlowQuery),
 		}
 	}
-	// The writer is opened first: it creates the file and switches it to WAL alone.
-	write, err := gorm.Open(sqlite.Open(dsn), cfg())
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+	open := func() (*gorm.DB, *sql.DB, error) {
+		s, err := sql.Open(sqlite.DriverName, dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		g, err := gorm.Open(&sqlite.Dialector{Conn: &trackedPool{DB: s, h: health}}, cfg())
+		if err != nil {
+			_ = s.Close()
+			return nil, nil, fmt.Errorf("open database %s: %w", path, err)
+		}
+		return g, s, nil
 	}
-	wsql, err := write.DB()
+	// The writer is opened first: it creates the file and switches it to WAL alone.
+	write, wsql, err := open()
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
 	wsql.SetMaxOpenConns(1)
 	wsql.SetMaxIdleConns(1)
 	wsql.SetConnMaxLifetime(0)
 	wsql.SetConnMaxIdleTime(0)
 
-	read, err := gorm.Open(sqlite.Open(dsn), cfg())
+	read, rsql, err := open()
 	if err != nil {
 		_ = wsql.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	rsql, err := read.DB()
-	if err != nil {
-		_ = wsql.Close()
-		return nil, fmt.Errorf("open database %s: %w", path, err)
+		return nil, err
 	}
 	rsql.SetMaxOpenConns(opts.ReadConns)
 	rsql.SetMaxIdleConns(opts.ReadConns)
 	rsql.SetConnMaxIdleTime(5 * time.Minute)
 
-	d := &DB{Read: read, Write: write, Path: path}
-	if err := d.Migrate(ctx); err != nil {
+	d := &DB{Read: read, Write: write, Path: path, health: health, probeEvery: opts.HealthProbe, log: log}
+	if opts.NoMigrate {
+		err = d.checkSchemaKnown(ctx)
+	} else {
+		err = d.Migrate(ctx)
+	}
+	if err == nil {
+		err = privateFiles(path)
+	}
+	if err != nil {
 		_ = d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// PrepareDir creates the data directory with mode 0700 (whatever the umask) if it does not
+// exist, and warns when an existing one is open to other users.
+func PrepareDir(dir string, log zerolog.Logger) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create data directory %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("data directory %s: %w", dir, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	case st.Mode().Perm()&0o077 != 0:
+		log.Warn().Str("dir", dir).Str("mode", fmt.Sprintf("%#o", st.Mode().Perm())).
+			Msg("the data directory is open to other users; its files are private (0600), but consider chmod 700")
+	}
+	return nil
+}
+
+// mustExist checks that the data directory and the database in it exist.
+func mustExist(dir, path string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("data directory %s does not exist (check --data)", dir)
+		}
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("no database in %s: %s does not exist (check --data)", dir, path)
+		}
+		return fmt.Errorf("database %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkWritable creates and removes a file in dir: SQLite needs to create the WAL and
+// shared-memory files next to the database, and reports a failure to as "out of memory".
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".gatehouse-write-test-*")
+	if err != nil {
+		return fmt.Errorf("the data directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	if err := os.Remove(name); err != nil {
+		return fmt.Errorf("the data directory %s: remove %s: %w", dir, name, err)
+	}
+	return nil
+}
+
+// privateFiles gives the database, its WAL and its shared-memory file mode 0600 when they
+// exist with another (a file created by an older version, or by SQLite under another umask).
+func privateFiles(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("database file %s: %w", p, err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes both handles.
@@ -188,9 +316,9 @@ func (l gormLogger) Trace(_ context.Context, begin time.Time, fc func() (string,
 	switch {
 	case err != nil && !errors.Is(err, gorm.ErrRecordNotFound) && !errors.Is(err, context.Canceled):
 		sql, _ := fc()
-		l.log.Error().Err(err).Dur("elapsed", elapsed).Str("sql", redactSQL(sql)).Msg("db query failed")
+		l.log.Error().Err(err).Dur("elapsed_ms", elapsed).Str("sql", redactSQL(sql)).Msg("db query failed")
 	case elapsed > l.slow:
 		sql, rows := fc()
-		l.log.Warn().Dur("elapsed", elapsed).Int64("rows", rows).Str("sql", redactSQL(sql)).Msg("slow db query")
+		l.log.Warn().Dur("elapsed_ms", elapsed).Int64("rows", rows).Str("sql", redactSQL(sql)).Msg("slow db query")
 	}
 }

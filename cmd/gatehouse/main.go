@@ -1,10 +1,18 @@
 // Command gatehouse is the access-control event server.
 //
-//	gatehouse [serve] [flags]       run the server (the default command)
-//	gatehouse version               print the version
-//	gatehouse check-config [flags]  validate the configuration and exit
-//	gatehouse user passwd NAME      set a user's password offline (revokes their tokens)
-//	gatehouse backup FILE [flags]   write a consistent snapshot of the live database
+//	gatehouse [serve] [flags]         run the server (the default command)
+//	gatehouse version                 print the version (also --version)
+//	gatehouse check-config [flags]    validate the configuration, print the effective one
+//	gatehouse user passwd NAME        set a user's password offline (revokes their tokens)
+//	gatehouse backup FILE [flags]     write one archive of the database and the keys
+//	gatehouse restore FILE [--force]  check an archive and install it in the data directory
+//
+// serve holds a lock on the data directory (db.LockFile): the offline commands that write
+// (user passwd, restore) refuse to run while a server holds it; backup works either way.
+//
+// Logs: JSON lines (or console lines, without colours when stderr is not a terminal) with
+// millisecond UTC timestamps in "time"; duration fields carry their unit in their name
+// ("took_ms"), zerolog's DurationFieldUnit being set to milliseconds once, in main.
 //
 // Every flag except --user and --foreground can also be set in the config file (--config) and
 // through GATEHOUSE_* variables; flags win over the environment, which wins over the file.
@@ -18,13 +26,16 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,20 +53,32 @@ import (
 )
 
 func main() {
+	// The one piece of zerolog's global state gatehouse sets: durations are logged as
+	// milliseconds (zerolog's default, made explicit), which the "_ms" field names promise.
+	zerolog.DurationFieldUnit = time.Millisecond
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
 }
 
-const usage = `usage:
-  gatehouse [serve] [flags]        run the server (default)
-  gatehouse version                print the version
-  gatehouse check-config [flags]   validate the configuration
-  gatehouse user passwd NAME [--generate] [flags]
-                                   set a user's password offline; reads it from the
-                                   terminal (twice) or the first line of stdin
-  gatehouse backup FILE [flags]    write a consistent snapshot of the database to FILE
+const usage = `usage: gatehouse [command] [flags]
+
+commands:
+  serve [flags]                    run the server (the default command)
+  version                          print the version (also -v, --version)
+  check-config [flags]             validate the configuration as serve would and print
+                                   the effective one, every default filled in
+  user passwd NAME [--generate] [flags]
+                                   set a user's password offline (the server must be
+                                   stopped); reads it from the terminal (twice) or the
+                                   first line of stdin
+  backup FILE [flags]              write one archive (mode 0600) of the database and the
+                                   keys of the data directory; works while serving
+  restore FILE [--force] [flags]   check an archive and install it in the data directory
+                                   (the server must be stopped; --force replaces an
+                                   existing database and keys)
+  help                             print this help (also -h, --help)
 
 flags (xivo-auth aliases: -c/--config-file, -d/--debug, -l, -f/--foreground, -u/--user):
 `
@@ -65,12 +88,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help", "-v", "-version", "--version"}, args[0]) {
+		cmd, args = args[0], args[1:]
 	}
 	var err error
 	switch cmd {
 	case "serve":
 		err = serve(ctx, args, stderr, getenv)
-	case "version":
+	case "version", "-v", "-version", "--version":
 		fmt.Fprintf(stdout, "gatehouse %s (%s %s/%s)\n", core.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
 	case "check-config":
@@ -87,7 +112,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return 2
 		}
 		err = backup(ctx, args[0], args[1:], stdout, stderr, getenv)
-	case "help", "-h", "--help":
+	case "restore":
+		if len(args) < 1 || strings.HasPrefix(args[0], "-") {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		err = restore(ctx, args[0], args[1:], stdout, stderr, getenv)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		f := newFlags(stdout)
 		f.fs.PrintDefaults()
@@ -226,9 +257,12 @@ func loadConfigFlags(args []string, stderr io.Writer, getenv func(string) string
 			cfg.Demo = f.demo
 		}
 	})
-	if len(cfg.Modules) == 0 {
-		cfg.Modules = all.DefaultModules()
+	// The file's module sections override the standard list by module ID: a module left out
+	// still loads with its defaults, unless it is listed with "disabled": true.
+	if err := cfg.Validate(); err != nil { // duplicates and missing IDs, before merging
+		return cfg, nil, err
 	}
+	cfg.Modules = core.MergeModules(all.DefaultModules(), cfg.Modules)
 	if lvl, ok := logLevels[strings.ToLower(cfg.LogLevel)]; ok {
 		cfg.LogLevel = lvl // xivo-auth names from the file or the environment too
 	}
@@ -247,12 +281,32 @@ func newLogger(cfg core.Config, w io.Writer, ring *core.LogRing) (zerolog.Logger
 		return zerolog.Nop(), fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
 	if cfg.LogFormat == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: logTimeFormat, NoColor: !isTerminal(w)}
 	}
 	if ring != nil {
 		w = io.MultiWriter(w, ring)
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	return zerolog.New(w).Level(lvl).Hook(timestampHook{}), nil
+}
+
+// logTimeFormat is the format of the "time" field of log lines: RFC 3339 in UTC with
+// milliseconds.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// timestampHook adds the "time" field to every record of the logger it is attached to (and of
+// the loggers derived from it), in logTimeFormat. It replaces zerolog's Timestamp, whose format
+// is the package-global zerolog.TimeFieldFormat.
+type timestampHook struct{}
+
+// Run implements zerolog.Hook.
+func (timestampHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(logTimeFormat))
+}
+
+// isTerminal reports whether w is a terminal (colours in console logs only then).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
@@ -291,10 +345,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer, getenv func(str
 	return srv.Run(ctx)
 }
 
+// checkConfig runs the checks serve runs before creating anything (configuration, every
+// module's configuration with its defaults and its CheckConfig, the log settings, the TLS
+// files, --user) and prints the effective configuration, every default filled in, as JSON.
 func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg, f, err := loadConfigFlags(args, stderr, getenv)
 	if err != nil {
 		return err
+	}
+	if rest := f.fs.Args(); len(rest) > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", rest)}
 	}
 	if _, err := newLogger(cfg, io.Discard, nil); err != nil {
 		return err
@@ -309,44 +369,34 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 			runsAs = fmt.Sprintf(", runs as %s (uid %d)", r.name, r.uid)
 		}
 	}
-	reg := all.Registry()
-	var errs []error
-	for _, mc := range cfg.Modules {
-		info, ok := reg.Lookup(mc.Module)
-		if !ok {
-			errs = append(errs, fmt.Errorf("module %q is not built into this binary (known: %v)", mc.Module, reg.IDs()))
-			continue
-		}
-		if len(mc.Config) > 0 {
-			if err := core.StrictUnmarshal(mc.Config, info.New()); err != nil {
-				errs = append(errs, fmt.Errorf("module %q: %w", mc.Module, err))
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	eff, err := core.CheckModules(cfg, all.Registry())
+	if err != nil {
 		return err
 	}
 	if _, err := core.TLSConfigCheck(cfg); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "configuration is valid: data %s, listen %s, modules %d%s\n", cfg.Data, cfg.Listen, len(cfg.Modules), runsAs)
+	out, err := json.MarshalIndent(eff, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", out)
+	fmt.Fprintf(stderr, "configuration is valid: data %s, listen %s, modules %d%s\n", cfg.Data, cfg.Listen, len(cfg.EnabledModules()), runsAs)
 	return nil
 }
 
-// authModuleConfig returns the auth module's configuration from cfg, or its defaults.
+// authModuleConfig returns the auth module's effective configuration (defaults applied).
 func authModuleConfig(cfg core.Config) (*auth.Module, error) {
-	m := new(auth.Module)
-	for _, mc := range cfg.Modules {
-		if mc.Module == auth.ModuleID && len(mc.Config) > 0 {
-			if err := core.StrictUnmarshal(mc.Config, m); err != nil {
-				return nil, fmt.Errorf("module auth: %w", err)
-			}
-		}
+	v, ok, err := core.ModuleValue(cfg, all.Registry(), auth.ModuleID)
+	if err != nil {
+		return nil, err
 	}
-	if m.MinPasswordLength <= 0 {
-		m.MinPasswordLength = 8
+	if !ok {
+		m := new(auth.Module)
+		m.ApplyDefaults()
+		return m, nil
 	}
-	return m, nil
+	return v.(*auth.Module), nil
 }
 
 func userPasswd(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -364,6 +414,13 @@ func userPasswd(ctx context.Context, name string, args []string, stdin io.Reader
 	if err != nil {
 		return err
 	}
+	// Refuse before asking for the password when a server runs on the data.
+	lock, err := lockOffline(cfg.Data, "change the password through the running server instead: "+
+		"password_change over the websocket API, or the dashboard's account page (an offline change would not end the sessions the server holds)")
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	var pw string
 	if *generate {
 		if pw, err = password.Generate(20); err != nil {
@@ -376,7 +433,7 @@ func userPasswd(ctx context.Context, name string, args []string, stdin io.Reader
 		return fmt.Errorf("the password must be %d to %d characters long", am.MinPasswordLength, password.MaxLength)
 	}
 	log := zerolog.New(stderr).Level(zerolog.WarnLevel)
-	d, err := db.Open(ctx, cfg.Data, log, db.Options{})
+	d, err := db.Open(ctx, cfg.Data, log, db.Options{MustExist: true})
 	if err != nil {
 		return err
 	}
@@ -397,10 +454,15 @@ func userPasswd(ctx context.Context, name string, args []string, stdin io.Reader
 	if err != nil {
 		return err
 	}
+	if done, err := auth.PasswordReplaced(ctx, d, cfg.Data, u.ID); err != nil {
+		return err
+	} else if done {
+		fmt.Fprintf(stdout, "the generated initial password is no longer valid: %s deleted\n", filepath.Join(cfg.Data, core.InitialPasswordFile))
+	}
 	if *generate {
 		fmt.Fprintf(stdout, "new password of %s: %s\n", u.Username, pw)
 	}
-	fmt.Fprintf(stdout, "password of %s changed; %d token(s) revoked (restart a running server to drop its cached sessions)\n", u.Username, n)
+	fmt.Fprintf(stdout, "password of %s changed; %d token(s) revoked\n", u.Username, n)
 	return nil
 }
 
@@ -442,21 +504,4 @@ func readNewPassword(stdin io.Reader, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("read password from stdin: %w", err)
 	}
 	return strings.TrimRight(line, "\r\n"), nil
-}
-
-func backup(ctx context.Context, file string, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	cfg, _, err := loadConfig(args, stderr, getenv)
-	if err != nil {
-		return err
-	}
-	d, err := db.Open(ctx, cfg.Data, zerolog.New(stderr).Level(zerolog.WarnLevel), db.Options{})
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Backup(ctx, file); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "backup written to %s (it contains password hashes and keys: keep it safe)\n", file)
-	return nil
 }

@@ -72,8 +72,13 @@ func TestCheckConfig(t *testing.T) {
 	if code := run(context.Background(), []string{"check-config", "--config", good}, nil, &out, &errOut, env(nil)); code != 0 {
 		t.Fatalf("valid config: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "configuration is valid") {
-		t.Errorf("output %q", out.String())
+	// The verdict goes to stderr; stdout is the effective configuration alone, as JSON.
+	if !strings.Contains(errOut.String(), "configuration is valid") {
+		t.Errorf("output %q", errOut.String())
+	}
+	var eff map[string]any
+	if err := json.Unmarshal(out.Bytes(), &eff); err != nil {
+		t.Errorf("stdout is not the effective configuration as JSON: %v\n%s", err, out.String())
 	}
 	for name, body := range map[string]string{
 		"unknown key":      `{"listn": "x"}`,
@@ -237,18 +242,16 @@ func TestBackupWhileServing(t *testing.T) {
 	c := wstest.Dial(t, "ws"+strings.TrimPrefix(url, "http")+"/websocket")
 	c.Login("admin", "first-password")
 
-	file := filepath.Join(t.TempDir(), "snapshot.db")
+	file := filepath.Join(t.TempDir(), "snapshot.tar.gz")
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"backup", file, "--data", data}, nil, &out, &errOut, env(nil)); code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, errOut.String())
 	}
-	// The snapshot is a complete database: a server started on it knows the admin.
+	// The archive holds a complete database: a server started on its restore knows the admin.
 	restored := t.TempDir()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
+	if code := run(context.Background(), []string{"restore", file, "--data", restored}, nil, &out, &errOut, env(nil)); code != 0 {
+		t.Fatalf("restore: exit %d: %s", code, errOut.String())
 	}
-	os.WriteFile(filepath.Join(restored, "gatehouse.db"), b, 0o600)
 	url2, _, stop2 := startServe(t, []string{"--data", restored, "--listen", "127.0.0.1:0"}, nil)
 	defer stop2()
 	wstest.Dial(t, "ws"+strings.TrimPrefix(url2, "http")+"/websocket").Login("admin", "first-password")

@@ -204,5 +204,6 @@ func (m *Module) ChangePassword(ctx context.Context, userID int64, newPassword, 
 	if _, err := m.tokens.RevokeUser(ctx, userID, keep, "Password changed."); err != nil {
 		return core.E(core.DatabaseError, "Database error.", err)
 	}
+	m.passwordReplaced(ctx, userID)
 	return nil
 }

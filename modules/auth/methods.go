@@ -103,11 +103,15 @@ type WhoamiReply struct {
 	UserID   int64  `json:"user_id"`
 	Username string `json:"username"`
 	Rank     int    `json:"rank"`
+	// InitialPassword is true while the caller's password is still the one generated on first
+	// start (written to the initial-admin-password file): the dashboard asks for a change.
+	InitialPassword bool `json:"initial_password,omitempty"`
 }
 
 func (m *Module) whoami(_ context.Context, call *core.Call) (any, error) {
 	c := call.Caller
-	return WhoamiReply{UserID: c.UserID, Username: c.Username, Rank: int(c.Rank)}, nil
+	return WhoamiReply{UserID: c.UserID, Username: c.Username, Rank: int(c.Rank),
+		InitialPassword: c.UserID != 0 && m.initialUser.Load() == c.UserID}, nil
 }
 
 // passwordChange changes a password. Users change their own with current_password (a wrong one

@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
+	"gatehouse/db"
 	"gatehouse/modules/auth/password"
 	"gatehouse/modules/auth/throttle"
 	"gatehouse/modules/token"
@@ -58,6 +60,11 @@ type Module struct {
 	tokenMod *token.Module
 	bus      *core.Bus
 	now      func() time.Time
+	db       *db.DB
+	dataDir  string
+	// initialUser is the ID of the user still on the generated first-start password (0: none);
+	// whoami reports it so that the dashboard asks for a change.
+	initialUser atomic.Int64
 }
 
 var (
@@ -82,6 +89,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.bus = ctx.Bus()
 	m.now = func() time.Time { return time.Now().UTC() }
 	m.users = NewUsers(ctx.DB())
+	m.db, m.dataDir = ctx.DB(), ctx.Config().Data
 	m.hasher = password.NewHasher(m.PasswordHash, m.HashConcurrency)
 	m.throttle = throttle.New(throttle.Config{
 		UserAddrLimit: m.Throttle.UserAddrLimit,
@@ -96,7 +104,15 @@ func (m *Module) Provision(ctx *core.Context) error {
 
 	bctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return m.bootstrap(bctx, ctx.Config(), ctx)
+	if err := m.bootstrap(bctx, ctx.Config(), ctx); err != nil {
+		return err
+	}
+	id, err := InitialPasswordUser(bctx, m.db)
+	if err != nil {
+		return err
+	}
+	m.initialUser.Store(id)
+	return nil
 }
 
 // Users returns the user store.
@@ -124,7 +140,7 @@ func (m *Module) Run(ctx context.Context) error {
 
 // InitialPasswordFile is the file in the data directory that receives a generated admin
 // password on first start.
-const InitialPasswordFile = "initial-admin-password"
+const InitialPasswordFile = core.InitialPasswordFile
 
 // bootstrap creates the admin user when there is no user at all. Its password is
 // GATEHOUSE_ADMIN_PASSWORD if set; otherwise a random one, printed once to the operator output
@@ -160,6 +176,9 @@ func (m *Module) bootstrap(ctx context.Context, cfg core.Config, cctx *core.Cont
 	if !generated {
 		m.log.Info().Str("username", "admin").Msg("created admin user with the password from " + core.EnvPrefix + "ADMIN_PASSWORD")
 		return nil
+	}
+	if err := setInitialPasswordUser(ctx, m.db, admin.ID); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
 	}
 	path := filepath.Join(cfg.Data, InitialPasswordFile)
 	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {

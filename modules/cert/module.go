@@ -63,13 +63,8 @@ var (
 	_ core.Validator   = (*Module)(nil)
 )
 
-// Provision wires the module to the event log, prepares the challenge store and registers the
-// Leosac calls cert.list, cert.register and cert.revoke.
-func (m *Module) Provision(ctx *core.Context) error {
-	var err error
-	if m.events, err = eventlog.FromContext(ctx); err != nil {
-		return err
-	}
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
 	if m.BindChallengesPerMinute == 0 {
 		m.BindChallengesPerMinute = 12
 	}
@@ -85,6 +80,16 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.LegacyChecksPerMinute == 0 {
 		m.LegacyChecksPerMinute = 4096
 	}
+}
+
+// Provision wires the module to the event log, prepares the challenge store and registers the
+// Leosac calls cert.list, cert.register and cert.revoke.
+func (m *Module) Provision(ctx *core.Context) error {
+	var err error
+	if m.events, err = eventlog.FromContext(ctx); err != nil {
+		return err
+	}
+	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.db = ctx.DB()
 	m.ch = &challenges{

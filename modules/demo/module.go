@@ -67,6 +67,13 @@ var (
 	_ core.Runner      = (*Module)(nil)
 )
 
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
+	if m.Interval == 0 {
+		m.Interval = core.Duration(DefaultInterval)
+	}
+}
+
 // Provision does nothing without Demo. With Demo, it wires the module to the doorman, the
 // engine and the auth module and, when the database has no door yet, seeds the demo site and
 // prints the demo accounts' passwords once to the operator output. A restart with Demo on a
@@ -75,9 +82,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if !ctx.Config().Demo {
 		return nil
 	}
-	if m.Interval == 0 {
-		m.Interval = core.Duration(DefaultInterval)
-	}
+	m.ApplyDefaults()
 	dm, ok := ctx.Module(doorman.ModuleID)
 	if !ok {
 		return fmt.Errorf("the %q module must be loaded before %q", doorman.ModuleID, ModuleID)

@@ -10,11 +10,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"gatehouse/core"
 )
 
 // PINKeyFile is the file in the data directory holding the PIN hashing key. It is kept out of
-// the database so that a copy of the database alone does not allow guessing PINs offline.
-const PINKeyFile = "pin.key"
+// the database so that a copy of the database alone does not allow guessing PINs offline;
+// backups carry it (core.DataFiles).
+const PINKeyFile = core.PINKeyFile
 
 // PINHasher computes the keyed hash (HMAC-SHA256) under which PIN codes are stored and looked
 // up. PINs are short, so an unkeyed hash would be reversed by trying all of them; the key makes

@@ -139,7 +139,7 @@ func (x *usernameIndex) build(ctx context.Context) error {
 	if n := len(entries); n > 0 {
 		x.high = entries[n-1].id
 	}
-	x.log.Info().Int("users", len(entries)).Dur("took", time.Since(start)).Msg("username index built")
+	x.log.Info().Int("users", len(entries)).Dur("took_ms", time.Since(start)).Msg("username index built")
 	return nil
 }
 

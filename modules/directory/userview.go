@@ -393,7 +393,7 @@ func (v *userView) build(ctx context.Context) error {
 	}
 	v.users, v.credOwner, v.ready = users, owners, true
 	v.gen++
-	v.log.Info().Int("users", len(users)).Dur("took", time.Since(start)).Msg("user view built")
+	v.log.Info().Int("users", len(users)).Dur("took_ms", time.Since(start)).Msg("user view built")
 	return nil
 }
 

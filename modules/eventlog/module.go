@@ -36,6 +36,19 @@ var (
 	_ core.Runner      = (*Module)(nil)
 )
 
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
+	if m.Retention <= 0 {
+		m.Retention = core.Duration(90 * 24 * time.Hour)
+	}
+	if m.RetentionInterval <= 0 {
+		m.RetentionInterval = core.Duration(time.Hour)
+	}
+	if m.RetentionBatch <= 0 {
+		m.RetentionBatch = 5000
+	}
+}
+
 // Provision opens the log.
 func (m *Module) Provision(ctx *core.Context) error {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -46,15 +59,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.log = l
 	m.logger = ctx.Logger
-	if m.Retention <= 0 {
-		m.Retention = core.Duration(90 * 24 * time.Hour)
-	}
-	if m.RetentionInterval <= 0 {
-		m.RetentionInterval = core.Duration(time.Hour)
-	}
-	if m.RetentionBatch <= 0 {
-		m.RetentionBatch = 5000
-	}
+	m.ApplyDefaults()
 	return nil
 }
 

@@ -66,10 +66,8 @@ var (
 	_ core.Validator   = (*Module)(nil)
 )
 
-// Provision applies the defaults, finds the auth module and registers the routes: POST / and
-// GET / (which hands what is not the portal's to the dashboard), GET /ping, GET /mysession/,
-// DELETE /session/my.
-func (m *Module) Provision(ctx *core.Context) error {
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
 	if m.Lifetime == 0 {
 		m.Lifetime = core.Duration(20 * time.Hour)
 	}
@@ -79,6 +77,13 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.BodyLimit <= 0 {
 		m.BodyLimit = 64 << 10
 	}
+}
+
+// Provision applies the defaults, finds the auth module and registers the routes: POST / and
+// GET / (which hands what is not the portal's to the dashboard), GET /ping, GET /mysession/,
+// DELETE /session/my.
+func (m *Module) Provision(ctx *core.Context) error {
+	m.ApplyDefaults()
 	mod, ok := ctx.Module(auth.ModuleID)
 	if !ok {
 		return fmt.Errorf("the %q module must be loaded before %q", auth.ModuleID, ModuleID)

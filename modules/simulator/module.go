@@ -61,6 +61,16 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
+	if m.WalkDelay <= 0 {
+		m.WalkDelay = core.Duration(300 * time.Millisecond)
+	}
+	if m.WalkDuration <= 0 {
+		m.WalkDuration = core.Duration(1500 * time.Millisecond)
+	}
+}
+
 // Provision installs the simulator as the doorman's actuator and registers its calls.
 func (m *Module) Provision(ctx *core.Context) error {
 	mod, ok := ctx.Module(doorman.ModuleID)
@@ -69,12 +79,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.doorman = mod.(*doorman.Module)
 	m.doorman.SetActuator(m)
-	if m.WalkDelay <= 0 {
-		m.WalkDelay = core.Duration(300 * time.Millisecond)
-	}
-	if m.WalkDuration <= 0 {
-		m.WalkDuration = core.Duration(1500 * time.Millisecond)
-	}
+	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.strikes = map[int64]strike{}
 	m.ctx, m.cancel = context.WithCancel(context.Background())

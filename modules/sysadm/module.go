@@ -88,7 +88,7 @@ var (
 // Provision applies defaults, finds the auth (required), cert and eventlog (optional) modules,
 // and registers the websocket and REST routes.
 func (m *Module) Provision(ctx *core.Context) error {
-	m.defaults()
+	m.ApplyDefaults()
 	mod, ok := ctx.Module(auth.ModuleID)
 	if !ok {
 		return fmt.Errorf("the %q module must be loaded before %q", auth.ModuleID, ModuleID)
@@ -131,7 +131,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 	return nil
 }
 
-func (m *Module) defaults() {
+// ApplyDefaults implements core.Defaulter: the path, the shared websocket settings and the
+// sysadm timers.
+func (m *Module) ApplyDefaults() {
 	setD := func(d *core.Duration, def time.Duration) {
 		if *d == 0 {
 			*d = core.Duration(def)
@@ -140,7 +142,7 @@ func (m *Module) defaults() {
 	if m.Path == "" {
 		m.Path = "/sysadm"
 	}
-	m.ApplyDefaults()
+	m.Settings.ApplyDefaults()
 	setD(&m.AuthWindow, 30*time.Second)
 	setD(&m.IdleTimeout, 10*time.Minute)
 	setD(&m.TokenIdle, 5*time.Minute)

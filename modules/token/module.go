@@ -49,9 +49,8 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
-// Provision creates the store (with the server-wide cap and the Leosac dialect's policy) and
-// registers token.list and token.revoke.
-func (m *Module) Provision(ctx *core.Context) error {
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
 	if m.MaxLifetime == 0 {
 		m.MaxLifetime = core.Duration(7 * 24 * time.Hour)
 	}
@@ -67,6 +66,12 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.PurgeInterval == 0 {
 		m.PurgeInterval = core.Duration(time.Minute)
 	}
+}
+
+// Provision creates the store (with the server-wide cap and the Leosac dialect's policy) and
+// registers token.list and token.revoke.
+func (m *Module) Provision(ctx *core.Context) error {
+	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.store = NewStore(ctx.DB(), ctx.Bus(), ctx.Logger)
 	m.store.SetMaxLifetime(m.MaxLifetime.D())

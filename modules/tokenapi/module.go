@@ -77,9 +77,8 @@ var (
 	_ core.Validator   = (*Module)(nil)
 )
 
-// Provision applies the defaults, finds the auth module, loads (or on first start creates) the
-// installation id and registers the /0.1 routes.
-func (m *Module) Provision(ctx *core.Context) error {
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
 	if m.DefaultExpiration == 0 {
 		m.DefaultExpiration = 7200
 	}
@@ -92,6 +91,12 @@ func (m *Module) Provision(ctx *core.Context) error {
 	if m.BodyLimit <= 0 {
 		m.BodyLimit = 64 << 10
 	}
+}
+
+// Provision applies the defaults, finds the auth module, loads (or on first start creates) the
+// installation id and registers the /0.1 routes.
+func (m *Module) Provision(ctx *core.Context) error {
+	m.ApplyDefaults()
 	mod, ok := ctx.Module(auth.ModuleID)
 	if !ok {
 		return fmt.Errorf("the %q module must be loaded before %q", auth.ModuleID, ModuleID)
@@ -198,6 +203,6 @@ func (m *Module) logged(h http.HandlerFunc) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		h(sw, r)
 		m.log.Debug().Str("method", r.Method).Str("path", RedactPath(r.URL.Path)).
-			Int("status", sw.status).Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("http")
+			Int("status", sw.status).Str("remote", r.RemoteAddr).Dur("took_ms", time.Since(start)).Msg("http")
 	})
 }

@@ -442,7 +442,7 @@ func (t *target) recover(ctx context.Context, downFor time.Duration, tries int, 
 		t.catching, t.catchUntil, t.caught, t.recovered = true, end, delivered, time.Now()
 	}
 	t.mu.Unlock()
-	ev := t.log.Info().Dur("down_for", downFor).Int("failed_attempts", tries)
+	ev := t.log.Info().Dur("down_for_ms", downFor).Int("failed_attempts", tries)
 	if err == nil {
 		ev = ev.Int64("log_events_behind", max(behind, 0))
 	}
@@ -520,7 +520,7 @@ func (t *target) housekeep(ctx context.Context, end int64) {
 	t.mu.Unlock()
 	t.lagGauge.Set(float64(max(end-cursor, 0)))
 	if done {
-		t.log.Info().Int64("events", caught).Dur("took", took).Msg("webhook target caught up with the events it missed")
+		t.log.Info().Int64("events", caught).Dur("took_ms", took).Msg("webhook target caught up with the events it missed")
 	}
 }
 

@@ -79,6 +79,13 @@ var (
 	_ core.CleanerUpper = (*Module)(nil)
 )
 
+// ApplyDefaults implements core.Defaulter: it fills every zero setting with its default.
+func (m *Module) ApplyDefaults() {
+	if m.RetryInterval <= 0 {
+		m.RetryInterval = core.Duration(30 * time.Second)
+	}
+}
+
 // Provision wires the module to the doorman and follows access point changes.
 func (m *Module) Provision(ctx *core.Context) error {
 	mod, ok := ctx.Module(doorman.ModuleID)
@@ -86,9 +93,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 		return fmt.Errorf("the %q module must be loaded before %q", doorman.ModuleID, ModuleID)
 	}
 	m.doorman = mod.(*doorman.Module)
-	if m.RetryInterval <= 0 {
-		m.RetryInterval = core.Duration(30 * time.Second)
-	}
+	m.ApplyDefaults()
 	m.log, m.db, m.bus = ctx.Logger, ctx.DB(), ctx.Bus()
 	m.running = map[int64]*reader{}
 	if m.source == nil {
@@ -223,7 +228,7 @@ func (m *Module) runReader(ctx context.Context, id int64, cfg ReaderConfig) {
 			return
 		}
 		if err != nil {
-			log.Error().Err(err).Dur("retry_in", m.RetryInterval.D()).Msg("wiegand: reader unavailable")
+			log.Error().Err(err).Dur("retry_in_ms", m.RetryInterval.D()).Msg("wiegand: reader unavailable")
 		}
 		select {
 		case <-ctx.Done():

@@ -84,7 +84,7 @@ func (c *conn) handle(frame []byte) Reply {
 		}
 	}
 	if e := c.log.Debug(); e.Enabled() {
-		e.Str("req", req.UUID).Str("type", req.Type).Str("status", rep.StatusCode.String()).Dur("took", time.Since(start)).Msg("call")
+		e.Str("req", req.UUID).Str("type", req.Type).Str("status", rep.StatusCode.String()).Dur("took_ms", time.Since(start)).Msg("call")
 	}
 	return rep
 }

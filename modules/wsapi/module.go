@@ -59,11 +59,16 @@ var (
 	_ core.Runner      = (*Module)(nil)
 )
 
-// Provision applies defaults, registers the route and the Leosac general calls.
-func (m *Module) Provision(ctx *core.Context) error {
+// ApplyDefaults implements core.Defaulter: the path and the shared websocket settings.
+func (m *Module) ApplyDefaults() {
 	if m.Path == "" {
 		m.Path = "/websocket"
 	}
+	m.Settings.ApplyDefaults()
+}
+
+// Provision applies defaults, registers the route and the Leosac general calls.
+func (m *Module) Provision(ctx *core.Context) error {
 	m.ApplyDefaults()
 	m.log = ctx.Logger
 	m.methods = ctx.Methods()

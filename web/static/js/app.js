@@ -127,6 +127,24 @@ function loginMessage(err) {
   }
 }
 
+// ---- initial password notice ----
+// whoami's initial_password is true while the caller still has the password generated on
+// first start (the server also keeps it in <data>/initial-admin-password until it is changed).
+
+const pwNotice = h("div", { class: "banner banner-warn", role: "alert", "data-testid": "initial-password-notice", hidden: true },
+  h("span", { class: "banner-icon", "aria-hidden": "true" }, "⚠"),
+  h("span", {}, "You are still using the generated initial password. "),
+  h("a", { href: "#/account", "data-testid": "initial-password-change" }, "Change it now"));
+
+function updatePwNotice() {
+  pwNotice.hidden = !(me && me.initial_password);
+}
+
+document.addEventListener("gatehouse:password-changed", () => {
+  if (me) me.initial_password = false;
+  updatePwNotice();
+});
+
 // ---- shell ----
 
 let shell = null;
@@ -147,11 +165,12 @@ function buildShell() {
       menu,
       h("span", { class: "whoami", "data-testid": "whoami" }, `${me.username} · ${RANK_NAMES[me.rank] ?? me.rank}`),
       logout),
-    banner,
+    h("div", { class: "banners" }, pwNotice, banner),
     nav,
     main);
   clear(root);
   root.append(shell);
+  updatePwNotice();
   return main;
 }
 

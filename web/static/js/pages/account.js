@@ -72,6 +72,7 @@ export default {
       try {
         await api.call("password_change", { user_id: me.user_id, current_password: cur.value, new_password: nw.value });
         pwForm.reset();
+        document.dispatchEvent(new CustomEvent("gatehouse:password-changed"));
         toast("Password changed. Your other sessions were logged out.");
       } catch (err) {
         showErrors(pwForm, passwordError(err));
