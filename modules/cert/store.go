@@ -38,6 +38,10 @@ type Cert struct {
 const (
 	MaxNickname = 64  // characters
 	MaxEmail    = 254 // bytes
+	// MaxKeysPerUser is the most keys one user holds (issue 10, point 5: a plain user must not
+	// grow the database without bound); a registration beyond it is refused until one is
+	// revoked.
+	MaxKeysPerUser = 100
 )
 
 // row is a row of the certificates table joined with its owner's username.
@@ -142,6 +146,12 @@ func (m *Module) Register(ctx context.Context, caller *core.Identity, pubKeyB64P
 		}
 		if n > 0 {
 			return core.Validation(core.FieldError{Detail: "This key is already registered.", Pointer: "data/attributes/pub_key"})
+		}
+		if err := tx.Raw(`SELECT COUNT(*) FROM certificates WHERE user_id = ?`, c.id).Scan(&n).Error; err != nil {
+			return resource.DBError(err)
+		}
+		if n >= MaxKeysPerUser {
+			return core.Validation(core.FieldError{Detail: fmt.Sprintf("A user holds at most %d keys: revoke one first.", MaxKeysPerUser), Pointer: "data/attributes/pub_key"})
 		}
 		r = row{UserID: c.id, Username: c.username, Fingerprint: key.Fingerprint, Algorithm: key.Algorithm,
 			KeySize: key.Size, PublicKey: key.DER, Nickname: nickname, Email: email,
