@@ -20,7 +20,7 @@ func TestStoredStringsAreBounded(t *testing.T) {
 	zone := s.create("zone", map[string]any{"alias": "Wing"})
 	sched := s.create("schedule", map[string]any{"name": "office"})
 
-	huge := strings.Repeat("x", 512<<10)
+	huge := strings.Repeat("x", 20<<10)
 	long := func(n int) string { return strings.Repeat("é", n) }
 	bigConfig := `{"k":"` + strings.Repeat("y", 16<<10) + `"}`
 	var frames []map[string]any
