@@ -267,7 +267,7 @@ func clip(v any) any {
 }
 
 // Cut returns s when it has at most n bytes, else its longest prefix of at most n-3 bytes that
-// ends on a character boundary, followed by "…" (3 bytes): at most n bytes in all.
+// ends on a character boundary, followed by "…" (3 bytes): at most n bytes in all (for n ≥ 3).
 func Cut(s string, n int) string {
 	if len(s) <= n {
 		return s
