@@ -178,3 +178,20 @@ func TestSubscribePatternsBounded(t *testing.T) {
 	}
 	st.Stop()
 }
+
+func TestCut(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijk", 10, "abcdefg…"},
+		{"ééééé", 8, "éé…"}, // 10 bytes; 5 left for characters: two é (4 bytes), never half of one
+	} {
+		if got := eventlog.Cut(tc.in, tc.n); got != tc.want || len(got) > tc.n {
+			t.Errorf("Cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
+	}
+}
