@@ -134,6 +134,9 @@ func (m *Module) Register(ctx context.Context, caller *core.Identity, pubKeyB64P
 	if len(errs) > 0 {
 		return Cert{}, core.Validation(errs...)
 	}
+	if err := m.changes.Spend(caller); err != nil {
+		return Cert{}, err
+	}
 	var r row
 	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
 		c, err := currentCaller(ctx, tx.DB, caller)
@@ -218,6 +221,9 @@ func (m *Module) RevokeByFingerprint(ctx context.Context, caller *core.Identity,
 }
 
 func (m *Module) revoke(ctx context.Context, caller *core.Identity, where string, arg any, id any) error {
+	if err := m.changes.Spend(caller); err != nil {
+		return err
+	}
 	return m.events.Write(ctx, func(tx *eventlog.Tx) error {
 		c, err := currentCaller(ctx, tx.DB, caller)
 		if err != nil {

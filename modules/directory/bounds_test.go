@@ -1,9 +1,12 @@
 package directory_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
+	"gatehouse/core"
+	"gatehouse/modules/resource"
 	"gatehouse/modules/wsapi/wstest"
 )
 
@@ -109,4 +112,48 @@ func created(t *testing.T, r wstest.Reply) object {
 	var v struct{ Data object }
 	r.Decode(t, &v)
 	return v.Data
+}
+
+// TestSelfServiceChangesBudgeted (issue 10, point 5): bounded sizes alone let a plain user
+// grow the database by some MB a second (an audit entry per change, a thousand changes a
+// second); a caller below manager has resource.SelfServiceChangesPerMinute changes a minute
+// (as many at once), then RATE_LIMITED and nothing is written. Others are not affected, and
+// managers are not budgeted.
+func TestSelfServiceChangesBudgeted(t *testing.T) {
+	t.Parallel()
+	srv := startDirectory(t)
+	admin := asAdmin(t, srv)
+	bob := createUser(t, admin, map[string]any{"username": "bob", "password": "bob-password"})
+	carol := createUser(t, admin, map[string]any{"username": "carol", "password": "carol-password"})
+	plain := loginAs(t, srv, "bob", "bob-password")
+
+	ok, refused := 0, false
+	for i := 0; i < 4*resource.SelfServiceChangesPerMinute && !refused; i++ {
+		r := plain.Call("user.update", map[string]any{"user_id": bob.ID, "attributes": map[string]any{"firstname": fmt.Sprint("Bob ", i)}})
+		switch r.StatusCode {
+		case 0:
+			ok++
+		case int(core.RateLimited):
+			refused = true
+			if !strings.Contains(r.StatusString, "try again in") {
+				t.Errorf("refusal %q does not say when to try again", r.StatusString)
+			}
+		default:
+			t.Fatalf("update %d: %d %s", i, r.StatusCode, r.StatusString)
+		}
+	}
+	// The budget refills by one a second: a little more than the burst may pass on a slow machine.
+	if !refused || ok < resource.SelfServiceChangesPerMinute {
+		t.Fatalf("%d changes accepted, refused: %v; want the first %d accepted, then a refusal", ok, refused, resource.SelfServiceChangesPerMinute)
+	}
+	if v := count(t, srv, `SELECT version FROM users WHERE id = ?`, bob.ID); v != int64(1+ok) {
+		t.Errorf("bob's version %d after %d accepted changes", v, ok)
+	}
+	if n := count(t, srv, `SELECT COUNT(*) FROM events WHERE topic = 'user.updated' AND target_id = ?`, bob.ID); n != int64(ok) {
+		t.Errorf("%d audit entries for %d accepted changes", n, ok)
+	}
+	want(t, loginAs(t, srv, "carol", "carol-password").Call("user.update", map[string]any{"user_id": carol.ID, "attributes": map[string]any{"firstname": "Carol"}}), 0)
+	for i := range 2 * resource.SelfServiceChangesPerMinute {
+		want(t, admin.Call("user.update", map[string]any{"user_id": bob.ID, "attributes": map[string]any{"lastname": fmt.Sprint("B", i)}}), 0)
+	}
 }

@@ -59,12 +59,12 @@ func (m *Module) registerGroups(reg *core.Methods) {
 	reg.Register(
 		core.Method{Type: "group.read", Handler: m.groupRead},
 		core.Method{Type: "group.create", Handler: m.groupCreate},
-		core.Method{Type: "group.update", Handler: m.groupUpdate},
-		core.Method{Type: "group.delete", Handler: m.groupDelete},
+		core.Method{Type: "group.update", Handler: m.changes.Guard(m.groupUpdate)},
+		core.Method{Type: "group.delete", Handler: m.changes.Guard(m.groupDelete)},
 		core.Method{Type: "user-group-membership.read", Handler: m.membershipRead},
-		core.Method{Type: "user-group-membership.create", Handler: m.membershipCreate},
-		core.Method{Type: "user-group-membership.update", Handler: m.membershipUpdate},
-		core.Method{Type: "user-group-membership.delete", Handler: m.membershipDelete},
+		core.Method{Type: "user-group-membership.create", Handler: m.changes.Guard(m.membershipCreate)},
+		core.Method{Type: "user-group-membership.update", Handler: m.changes.Guard(m.membershipUpdate)},
+		core.Method{Type: "user-group-membership.delete", Handler: m.changes.Guard(m.membershipDelete)},
 	)
 }
 

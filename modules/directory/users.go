@@ -32,7 +32,7 @@ func (m *Module) registerUsers(reg *core.Methods) {
 	reg.Register(
 		core.Method{Type: "user.read", Handler: m.userRead},
 		core.Method{Type: "user.create", Handler: m.userCreate},
-		core.Method{Type: "user.update", Handler: m.userUpdate},
+		core.Method{Type: "user.update", Handler: m.changes.Guard(m.userUpdate)},
 		core.Method{Type: "user.delete", Handler: m.userDelete},
 	)
 	m.registerSearch(reg)
