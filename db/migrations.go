@@ -2,7 +2,9 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
@@ -231,7 +233,58 @@ func migrations() []*gormigrate.Migration {
 				UNIQUE (user_id, client_id)
 			)`,
 		)},
+		{ID: "0006_bounds_email", Migrate: uniqueEmails},
 	}
+}
+
+// uniqueEmails makes login emails unique case-insensitively (issue 10, point 8): a user must
+// not take another user's email by changing its case (the token API logs in by email, and an
+// ambiguous email logs nobody in). Emails compare as COLLATE NOCASE does (ASCII letters fold),
+// as the token API's login lookup does. Before the index is created, each set of existing
+// duplicates keeps its email on the oldest account (lowest id, normally the one that had it
+// first); the others get an empty email, a new version, and an audit entry ("user.updated",
+// written by the system) that says why, so that an operator can see what changed and set
+// another address.
+func uniqueEmails(tx *gorm.DB) error {
+	type dup struct {
+		ID       int64
+		Username string
+		Email    string
+		Rank     int
+		Keeper   int64
+	}
+	var dups []dup
+	if err := tx.Raw(`SELECT u.id, u.username, u.email, u.rank,
+			(SELECT MIN(k.id) FROM users k WHERE k.email = u.email COLLATE NOCASE) AS keeper
+		FROM users u
+		WHERE u.email <> '' AND EXISTS (SELECT 1 FROM users o WHERE o.email = u.email COLLATE NOCASE AND o.id < u.id)
+		ORDER BY u.id`).Scan(&dups).Error; err != nil {
+		return fmt.Errorf("find duplicate emails: %w", err)
+	}
+	now := time.Now().UTC()
+	for _, d := range dups {
+		if err := tx.Exec(`UPDATE users SET email = '', version = version + 1, updated_at = ? WHERE id = ?`, now, d.ID).Error; err != nil {
+			return fmt.Errorf("clear duplicate email of user %d: %w", d.ID, err)
+		}
+		before, _ := json.Marshal(map[string]any{"id": d.ID, "username": d.Username, "email": d.Email})
+		after, _ := json.Marshal(map[string]any{"id": d.ID, "username": d.Username, "email": ""})
+		data, _ := json.Marshal(map[string]any{"id": d.ID, "username": d.Username, "rank": d.Rank})
+		desc := fmt.Sprintf("User %s (%d): email %q cleared by an upgrade: user %d has the same email (emails are unique regardless of case).",
+			d.Username, d.ID, d.Email, d.Keeper)
+		if err := tx.Exec(`INSERT INTO events (time, topic, kind, event_mask, target_id, user_id, description, before, after, data)
+			VALUES (?, 'user.updated', 'audit-user-event', 8, ?, ?, ?, ?, ?, ?)`,
+			now, d.ID, d.ID, desc, string(before), string(after), string(data)).Error; err != nil {
+			return fmt.Errorf("audit the cleared email of user %d: %w", d.ID, err)
+		}
+		if err := tx.Exec(`INSERT INTO event_counts(kind, n) VALUES ('audit-user-event', 1)
+			ON CONFLICT(kind) DO UPDATE SET n = n + 1`).Error; err != nil {
+			return fmt.Errorf("count the audit entry of user %d: %w", d.ID, err)
+		}
+	}
+	if err := tx.Exec(`CREATE UNIQUE INDEX users_email_nocase ON users(email COLLATE NOCASE) WHERE email <> ''`).Error; err != nil {
+		return fmt.Errorf("create the unique index of emails: %w", err)
+	}
+	return nil
 }
 
 // mappingLink returns the DDL of the link table between schedule mappings and one kind of

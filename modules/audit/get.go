@@ -18,6 +18,13 @@ import (
 const (
 	defaultPageSize = 20
 	maxPageSize     = 500
+	// MaxReplyBytes bounds the encoded content of an audit.get reply (issue 10, point 5): a
+	// page whose entries would exceed it ends early, and meta says so ("truncated": true,
+	// "returned": n). One entry is at most about 1.3 MiB (description, data and snapshots are
+	// read bounded, see boundedColumn), so a reply always holds at least one entry.
+	MaxReplyBytes = 4 << 20
+	// maxDataBytes bounds an entry's data as read; a larger one reads as {"truncated": true}.
+	maxDataBytes = 64 << 10
 )
 
 // extraTypes are Leosac audit type ids that gatehouse never writes but that Leosac clients may
@@ -72,8 +79,13 @@ type getRequest struct {
 //   - since, until: RFC 3339 dates (any offset); entries with since <= time < until.
 //   - mask: entries whose event-mask has any of these bits.
 //
-// Response: {"meta": {"count": N, "total_page": ceil(N/ps)}, "data": [entries]}, where an
-// entry is
+// Response: {"meta": {"count": N, "total_page": ceil(N/ps)}, "data": [entries]}. A reply is
+// at most MaxReplyBytes (4 MiB) of JSON: when the entries of a page would not fit, the page
+// holds only the first ones that do and meta adds "truncated": true and "returned": <how
+// many> (the rest of the page is reached with a smaller ps). An entry's snapshots and data
+// are also bounded as read (older rows than the bounds on writes included): a before/after
+// over eventlog.MaxSnapshotBytes or a data over 64 KiB reads as {"truncated": true}, a
+// description is cut to 2048 characters. An entry is
 //
 //	{"id": seq, "type": kind, "attributes": {"event-mask", "timestamp" (unix seconds),
 //	"time" (RFC 3339 UTC), "description", "finalized": true, "topic", "data" (the payload
@@ -101,24 +113,49 @@ func (m *Module) auditGet(ctx context.Context, call *core.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := make([]entry, len(events))
-	for i := range events {
-		data[i] = newEntry(&events[i], full)
+	data, truncated, err := encodeEntries(events, full, MaxReplyBytes-1024) // 1 KiB for meta and brackets
+	if err != nil {
+		return nil, err
 	}
-	return getReply{
-		Meta: getMeta{Count: count, TotalPage: (count + q.size - 1) / q.size},
-		Data: data,
-	}, nil
+	meta := getMeta{Count: count, TotalPage: (count + q.size - 1) / q.size}
+	if truncated {
+		meta.Truncated, meta.Returned = true, len(data)
+	}
+	return getReply{Meta: meta, Data: data}, nil
+}
+
+// encodeEntries encodes the entries of events in order until the next one would take the
+// total past budget bytes (the first one is always kept); truncated reports that some were
+// left out.
+func encodeEntries(events []eventlog.Event, full bool, budget int) (data []json.RawMessage, truncated bool, err error) {
+	data = make([]json.RawMessage, 0, len(events))
+	total := 0
+	for i := range events {
+		b, err := json.Marshal(newEntry(&events[i], full))
+		if err != nil {
+			return nil, false, fmt.Errorf("encode audit entry %d: %w", events[i].Seq, err)
+		}
+		if len(data) > 0 && total+len(b)+1 > budget {
+			return data, true, nil
+		}
+		total += len(b) + 1 // and a comma
+		data = append(data, b)
+	}
+	return data, false, nil
 }
 
 type getReply struct {
-	Meta getMeta `json:"meta"`
-	Data []entry `json:"data"`
+	Meta getMeta           `json:"meta"`
+	Data []json.RawMessage `json:"data"`
 }
 
 type getMeta struct {
 	Count     int64 `json:"count"`
 	TotalPage int64 `json:"total_page"`
+	// Truncated: the page ends early, its entries would have exceeded MaxReplyBytes.
+	Truncated bool `json:"truncated,omitempty"`
+	// Returned is how many entries the truncated page holds.
+	Returned int `json:"returned,omitempty"`
 }
 
 // query is a validated audit.get request.
@@ -309,10 +346,21 @@ func one(typ string, id *int64) resource.Rel {
 // selectColumns are the columns read; before and after only for administrators. data is
 // read as a BLOB whichever way it was stored (GORM writes json.RawMessage as a BLOB, raw SQL
 // may have written TEXT).
-const (
-	selectColumns     = `seq, time, topic, kind, event_mask, author_id, author_name, target_id, target2_id, user_id, door_id, description, CAST(data AS BLOB) AS data`
-	selectColumnsFull = selectColumns + `, before, after`
+var (
+	selectColumns = `seq, time, topic, kind, event_mask, author_id, author_name, target_id, target2_id, user_id, door_id, ` +
+		fmt.Sprintf("substr(description, 1, %d) AS description, ", eventlog.MaxDescriptionBytes) +
+		boundedColumn("CAST(data AS BLOB)", "data", maxDataBytes, `CAST('{"truncated":true}' AS BLOB)`)
+	selectColumnsFull = selectColumns + ", " +
+		boundedColumn("before", "before", eventlog.MaxSnapshotBytes, `'{"truncated":true}'`) + ", " +
+		boundedColumn("after", "after", eventlog.MaxSnapshotBytes, `'{"truncated":true}'`)
 )
+
+// boundedColumn returns the SQL that reads expr as name, or instead when expr is longer than
+// limit bytes: rows written before sizes were bounded (issue 10, point 5) cannot make a page
+// load unbounded values.
+func boundedColumn(expr, name string, limit int, instead string) string {
+	return fmt.Sprintf("CASE WHEN length(CAST(%s AS BLOB)) > %d THEN %s ELSE %s END AS %s", expr, limit, instead, expr, name)
+}
 
 // branch is one index range of a query.
 type branch struct {

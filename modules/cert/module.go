@@ -24,6 +24,7 @@ import (
 	"gatehouse/core"
 	"gatehouse/db"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/resource"
 )
 
 // ModuleID is the cert module's ID.
@@ -56,6 +57,9 @@ type Module struct {
 	db     *db.DB
 	events *eventlog.Log
 	ch     *challenges
+	// changes bounds how often callers below manager register and revoke keys
+	// (resource.SelfServiceChangesPerMinute).
+	changes *resource.ChangeBudget
 }
 
 var (
@@ -101,6 +105,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 		legacy:      rate.NewLimiter(rate.Limit(float64(m.LegacyChecksPerMinute)/60), m.LegacyChecksPerMinute),
 		now:         time.Now,
 	}
+	m.changes = resource.NewChangeBudget()
 	m.register(ctx.Methods())
 	return nil
 }

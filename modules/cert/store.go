@@ -38,6 +38,10 @@ type Cert struct {
 const (
 	MaxNickname = 64  // characters
 	MaxEmail    = 254 // bytes
+	// MaxKeysPerUser is the most keys one user holds (issue 10, point 5: a plain user must not
+	// grow the database without bound); a registration beyond it is refused until one is
+	// revoked.
+	MaxKeysPerUser = 100
 )
 
 // row is a row of the certificates table joined with its owner's username.
@@ -130,6 +134,9 @@ func (m *Module) Register(ctx context.Context, caller *core.Identity, pubKeyB64P
 	if len(errs) > 0 {
 		return Cert{}, core.Validation(errs...)
 	}
+	if err := m.changes.Spend(caller); err != nil {
+		return Cert{}, err
+	}
 	var r row
 	err = m.events.Write(ctx, func(tx *eventlog.Tx) error {
 		c, err := currentCaller(ctx, tx.DB, caller)
@@ -142,6 +149,12 @@ func (m *Module) Register(ctx context.Context, caller *core.Identity, pubKeyB64P
 		}
 		if n > 0 {
 			return core.Validation(core.FieldError{Detail: "This key is already registered.", Pointer: "data/attributes/pub_key"})
+		}
+		if err := tx.Raw(`SELECT COUNT(*) FROM certificates WHERE user_id = ?`, c.id).Scan(&n).Error; err != nil {
+			return resource.DBError(err)
+		}
+		if n >= MaxKeysPerUser {
+			return core.Validation(core.FieldError{Detail: fmt.Sprintf("A user holds at most %d keys: revoke one first.", MaxKeysPerUser), Pointer: "data/attributes/pub_key"})
 		}
 		r = row{UserID: c.id, Username: c.username, Fingerprint: key.Fingerprint, Algorithm: key.Algorithm,
 			KeySize: key.Size, PublicKey: key.DER, Nickname: nickname, Email: email,
@@ -208,6 +221,9 @@ func (m *Module) RevokeByFingerprint(ctx context.Context, caller *core.Identity,
 }
 
 func (m *Module) revoke(ctx context.Context, caller *core.Identity, where string, arg any, id any) error {
+	if err := m.changes.Spend(caller); err != nil {
+		return err
+	}
 	return m.events.Write(ctx, func(tx *eventlog.Tx) error {
 		c, err := currentCaller(ctx, tx.DB, caller)
 		if err != nil {

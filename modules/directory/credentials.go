@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -29,10 +28,9 @@ const (
 
 // Limits of credential attributes.
 const (
-	maxAliasLength = 50
-	maxNbBits      = 128
-	minPINLength   = 4
-	maxPINLength   = 12
+	maxNbBits    = 128
+	minPINLength = 4
+	maxPINLength = 12
 )
 
 // hiddenPIN is what clients see in place of a PIN, and may send back to keep it.
@@ -260,9 +258,7 @@ func (a *credentialAttributes) apply(cr *Credential) []core.FieldError {
 	if a.Description != nil {
 		cr.Description = *a.Description
 	}
-	if utf8.RuneCountInString(cr.Alias) > maxAliasLength {
-		errs = append(errs, core.FieldError{Detail: fmt.Sprintf("Alias must not be longer than %d.", maxAliasLength), Pointer: "data/attributes/alias"})
-	}
+	errs = append(errs, resource.CheckTexts(resource.Text{Attr: "alias", Value: a.Alias}, resource.Text{Attr: "description", Value: a.Description})...)
 	if cr.HasCard() {
 		if a.CardID != nil {
 			cr.CardID = strings.ToLower(strings.TrimSpace(*a.CardID))

@@ -59,12 +59,12 @@ func (m *Module) registerGroups(reg *core.Methods) {
 	reg.Register(
 		core.Method{Type: "group.read", Handler: m.groupRead},
 		core.Method{Type: "group.create", Handler: m.groupCreate},
-		core.Method{Type: "group.update", Handler: m.groupUpdate},
-		core.Method{Type: "group.delete", Handler: m.groupDelete},
+		core.Method{Type: "group.update", Handler: m.changes.Guard(m.groupUpdate)},
+		core.Method{Type: "group.delete", Handler: m.changes.Guard(m.groupDelete)},
 		core.Method{Type: "user-group-membership.read", Handler: m.membershipRead},
-		core.Method{Type: "user-group-membership.create", Handler: m.membershipCreate},
-		core.Method{Type: "user-group-membership.update", Handler: m.membershipUpdate},
-		core.Method{Type: "user-group-membership.delete", Handler: m.membershipDelete},
+		core.Method{Type: "user-group-membership.create", Handler: m.changes.Guard(m.membershipCreate)},
+		core.Method{Type: "user-group-membership.update", Handler: m.changes.Guard(m.membershipUpdate)},
+		core.Method{Type: "user-group-membership.delete", Handler: m.changes.Guard(m.membershipDelete)},
 	)
 }
 
@@ -224,9 +224,12 @@ type groupAttributes struct {
 	Description *string `json:"description"`
 }
 
-// validateGroup checks the name (format and uniqueness among other groups) inside tx.
-func validateGroup(tx *gorm.DB, name string, self int64) error {
-	if errs := resource.ValidateName(name); errs != nil {
+// validateGroup checks the name (format and uniqueness among other groups) and the length of
+// the description sent (nil when absent) inside tx.
+func validateGroup(tx *gorm.DB, name string, self int64, description *string) error {
+	errs := resource.ValidateName(name)
+	errs = append(errs, resource.CheckTexts(resource.Text{Attr: "description", Value: description})...)
+	if len(errs) > 0 {
 		return core.Validation(errs...)
 	}
 	var n int64
@@ -258,7 +261,7 @@ func (m *Module) groupCreate(ctx context.Context, call *core.Call) (any, error) 
 	}
 	g.NameFold = resource.Fold(g.Name)
 	err := m.events.Write(ctx, func(tx *eventlog.Tx) error {
-		if err := validateGroup(tx.DB, g.Name, 0); err != nil {
+		if err := validateGroup(tx.DB, g.Name, 0, req.Attributes.Description); err != nil {
 			return err
 		}
 		if err := tx.Create(&g).Error; err != nil {
@@ -292,7 +295,7 @@ func (m *Module) groupUpdate(ctx context.Context, call *core.Call) (any, error) 
 		if a := req.Attributes; a.Description != nil {
 			g.Description = *a.Description
 		}
-		if err := validateGroup(tx.DB, g.Name, g.ID); err != nil {
+		if err := validateGroup(tx.DB, g.Name, g.ID, req.Attributes.Description); err != nil {
 			return err
 		}
 		g.Version++

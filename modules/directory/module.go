@@ -18,6 +18,7 @@ import (
 	"gatehouse/db"
 	"gatehouse/modules/auth"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/resource"
 )
 
 // ModuleID is the directory module's ID.
@@ -45,6 +46,9 @@ type Module struct {
 	pins   *PINHasher
 	view   *userView      // nil when disabled
 	names  *usernameIndex // nil when disabled
+	// changes bounds how often callers below manager change what they may change (their
+	// account, the groups they administer): resource.SelfServiceChangesPerMinute.
+	changes *resource.ChangeBudget
 }
 
 var (
@@ -60,6 +64,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 		return fmt.Errorf("the %q module must be loaded before %q", auth.ModuleID, ModuleID)
 	}
 	m.auth = mod.(*auth.Module)
+	m.changes = resource.NewChangeBudget()
 	var err error
 	if m.events, err = eventlog.FromContext(ctx); err != nil {
 		return err

@@ -32,7 +32,7 @@ func (m *Module) registerUsers(reg *core.Methods) {
 	reg.Register(
 		core.Method{Type: "user.read", Handler: m.userRead},
 		core.Method{Type: "user.create", Handler: m.userCreate},
-		core.Method{Type: "user.update", Handler: m.userUpdate},
+		core.Method{Type: "user.update", Handler: m.changes.Guard(m.userUpdate)},
 		core.Method{Type: "user.delete", Handler: m.userDelete},
 	)
 	m.registerSearch(reg)
@@ -308,6 +308,30 @@ func checkUsernameFree(ctx context.Context, tx *gorm.DB, name string, self int64
 	return nil
 }
 
+// userTexts are the stored strings of a user.create or user.update, for resource.CheckTexts.
+func (a *userAttributes) texts() []resource.Text {
+	return []resource.Text{{Attr: "firstname", Value: a.Firstname}, {Attr: "lastname", Value: a.Lastname}, {Attr: "email", Value: a.Email}}
+}
+
+// checkEmailFree answers MODEL_EXCEPTION at data/attributes/email when another user has the
+// email, compared as the unique index users_email_nocase compares (COLLATE NOCASE): a user
+// cannot take another's login email by changing its case (issue 10, point 8). The reply does
+// not say who has it.
+func checkEmailFree(ctx context.Context, tx *gorm.DB, email string, self int64) error {
+	if email == "" {
+		return nil
+	}
+	var n int64
+	if err := tx.WithContext(ctx).Raw(`SELECT COUNT(*) FROM users WHERE email = ? COLLATE NOCASE AND email <> '' AND id <> ?`, email, self).
+		Scan(&n).Error; err != nil {
+		return resource.DBError(err)
+	}
+	if n > 0 {
+		return core.Validation(core.FieldError{Detail: "This email address is already in use (emails are unique regardless of case).", Pointer: "data/attributes/email"})
+	}
+	return nil
+}
+
 // userCreate creates a user (managers and above). Only administrators may give a rank other
 // than user or a validity other than enabled and unbounded. The password, if any, is hashed
 // before the write transaction opens.
@@ -359,6 +383,7 @@ func (m *Module) userCreate(ctx context.Context, call *core.Call) (any, error) {
 	}
 	v, verrs := a.validity().Apply(resource.Validity{Enabled: true})
 	errs = append(errs, verrs...)
+	errs = append(errs, resource.CheckTexts(a.texts()...)...)
 	if len(errs) > 0 {
 		return nil, core.Validation(errs...)
 	}
@@ -388,6 +413,9 @@ func (m *Module) userCreate(ctx context.Context, call *core.Call) (any, error) {
 			return err
 		}
 		if err := checkUsernameFree(ctx, tx.DB, u.Username, 0); err != nil {
+			return err
+		}
+		if err := checkEmailFree(ctx, tx.DB, u.Email, 0); err != nil {
 			return err
 		}
 		if err := tx.Create(&u).Error; err != nil {
@@ -491,6 +519,7 @@ func (m *Module) userUpdate(ctx context.Context, call *core.Call) (any, error) {
 				after.Username = name
 			}
 		}
+		errs = append(errs, resource.CheckTexts(a.texts()...)...)
 		if len(errs) > 0 {
 			return core.Validation(errs...)
 		}
@@ -512,6 +541,11 @@ func (m *Module) userUpdate(ctx context.Context, call *core.Call) (any, error) {
 		}
 		if after.Username != before.Username {
 			if err := checkUsernameFree(ctx, tx.DB, after.Username, after.ID); err != nil {
+				return err
+			}
+		}
+		if after.Email != before.Email {
+			if err := checkEmailFree(ctx, tx.DB, after.Email, after.ID); err != nil {
 				return err
 			}
 		}

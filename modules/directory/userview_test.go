@@ -187,7 +187,7 @@ func TestUserViewAgreesWithDatabase(t *testing.T) {
 		case op == 0 || len(users) < 4:
 			what = "user.create"
 			attrs := map[string]any{"username": fmt.Sprint("user", step), "firstname": awkward[rng.IntN(len(awkward))],
-				"lastname": awkward[rng.IntN(len(awkward))], "email": awkward[rng.IntN(len(awkward))] + "@example.com",
+				"lastname": awkward[rng.IntN(len(awkward))], "email": awkward[rng.IntN(len(awkward))] + fmt.Sprint(step) + "@example.com", // emails are unique
 				"rank": rng.IntN(5), "validity-enabled": rng.IntN(4) != 0,
 				"validity-start": validityDates[rng.IntN(len(validityDates))], "validity-end": nil}
 			users = append(users, w.created("user.create", map[string]any{"attributes": attrs}))

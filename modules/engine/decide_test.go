@@ -116,7 +116,7 @@ func TestDecideReasons(t *testing.T) {
 		{"pin code", Request{DoorID: 1, PIN: "4321"}, ReasonGranted, 100},
 		{"wrong pin", Request{DoorID: 1, PIN: "4322"}, ReasonUnknownCredential, 0},
 		{"card+pin", Request{DoorID: 1, CardID: "01:02:03:04", NbBits: 32, PIN: "9999"}, ReasonGranted, 100},
-		{"card+pin wrong pin", Request{DoorID: 1, CardID: "01:02:03:04", NbBits: 32, PIN: "9998"}, ReasonUnknownCredential, 0},
+		{"card+pin wrong pin names the cardholder", Request{DoorID: 1, CardID: "01:02:03:04", NbBits: 32, PIN: "9998"}, ReasonWrongPIN, 100},
 		{"card+pin card alone", Request{DoorID: 1, CardID: "01:02:03:04", NbBits: 32}, ReasonPINRequired, 0},
 		{"unknown door", Request{DoorID: 9, CardID: "aa:bb:cc:dd", NbBits: 26}, ReasonUnknownDoor, 0},
 		{"unknown reader", Request{ReaderID: 99, CardID: "aa:bb:cc:dd", NbBits: 26}, ReasonUnknownReader, 0},

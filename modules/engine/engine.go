@@ -37,6 +37,7 @@ const (
 	ReasonBadRead           = "bad_read"           // the read could not be decoded (parity, bit count)
 	ReasonUnknownCredential = "unknown_credential" // no credential matches
 	ReasonPINRequired       = "pin_required"       // the card is a card+PIN credential: a PIN is needed
+	ReasonWrongPIN          = "wrong_pin"          // a card+PIN credential's card with another PIN: names the cardholder (a possibly stolen card)
 	ReasonCredentialInvalid = "credential_invalid" // disabled or outside its validity
 	ReasonUserInvalid       = "user_invalid"       // the owner is disabled, outside validity, or gone
 	ReasonNoSchedule        = "no_schedule"        // no mapping gives this person this door
@@ -360,6 +361,7 @@ func decide(p *people, l *layout, pins *directory.PINHasher, loc *time.Location,
 	// evacuation): the event says who it was.
 	var cred *credential
 	reason := ""
+	wrongPIN := false // cred is the card's card+PIN credential, but the PIN typed is not its own
 	switch {
 	case r.BadRead:
 		reason = ReasonBadRead
@@ -368,12 +370,17 @@ func decide(p *people, l *layout, pins *directory.PINHasher, loc *time.Location,
 		if cred == nil || cred.Type != "rfid-card-pin" || cred.CardID != r.CardID || cred.NbBits != r.NbBits {
 			cred = nil
 			reason = ReasonUnknownCredential
+			// The card is known, the PIN is not its own: say whose card it is, so that an
+			// operator sees a possibly stolen card being tried (issue 10, point 16).
+			if c := p.cardPIN[cardKey{r.CardID, r.NbBits}]; c != nil {
+				cred, wrongPIN = c, true
+			}
 		}
 	case r.CardID != "":
 		cred = p.byCard[cardKey{r.CardID, r.NbBits}]
 		if cred == nil {
 			reason = ReasonUnknownCredential
-			if p.cardPIN[cardKey{r.CardID, r.NbBits}] > 0 {
+			if p.cardPIN[cardKey{r.CardID, r.NbBits}] != nil {
 				reason = ReasonPINRequired
 			}
 		}
@@ -411,6 +418,9 @@ func decide(p *people, l *layout, pins *directory.PINHasher, loc *time.Location,
 		return d
 	case cred == nil:
 		d.Reason = reason
+		return d
+	case wrongPIN:
+		d.Reason = ReasonWrongPIN
 		return d
 	}
 	now := r.Now

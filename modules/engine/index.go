@@ -66,7 +66,7 @@ type people struct {
 	creds    map[int64]*credential
 	byCard   map[cardKey]*credential // rfid-card credentials
 	byPIN    map[string]*credential  // pin-code and rfid-card-pin credentials, by PIN hash
-	cardPIN  map[cardKey]int         // how many rfid-card-pin credentials use each card
+	cardPIN  map[cardKey]*credential // rfid-card-pin credentials, by card (one per card: unique index credentials_card)
 }
 
 // layout is the part of the index about where and when: schedules, mappings, doors, zones.
@@ -105,7 +105,7 @@ type credRow struct {
 func newPeople() *people {
 	return &people{
 		users: map[int64]*user{}, groupsOf: map[int64]map[int64]bool{}, creds: map[int64]*credential{},
-		byCard: map[cardKey]*credential{}, byPIN: map[string]*credential{}, cardPIN: map[cardKey]int{},
+		byCard: map[cardKey]*credential{}, byPIN: map[string]*credential{}, cardPIN: map[cardKey]*credential{},
 	}
 }
 
@@ -182,7 +182,7 @@ func (p *people) putCredential(r credRow) {
 		p.byPIN[c.PINHash] = c
 	case "rfid-card-pin":
 		p.byPIN[c.PINHash] = c
-		p.cardPIN[cardKey{c.CardID, c.NbBits}]++
+		p.cardPIN[cardKey{c.CardID, c.NbBits}] = c
 	}
 }
 
@@ -205,8 +205,7 @@ func (p *people) removeCredential(id int64) {
 		if p.byPIN[c.PINHash] == c {
 			delete(p.byPIN, c.PINHash)
 		}
-		k := cardKey{c.CardID, c.NbBits}
-		if p.cardPIN[k]--; p.cardPIN[k] <= 0 {
+		if k := (cardKey{c.CardID, c.NbBits}); p.cardPIN[k] == c {
 			delete(p.cardPIN, k)
 		}
 	}

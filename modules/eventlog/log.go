@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
@@ -130,6 +131,7 @@ func (t *Tx) Append(e *Event) error {
 	if len(e.Data) == 0 {
 		e.Data = json.RawMessage("{}")
 	}
+	e.Description = Cut(e.Description, MaxDescriptionBytes)
 	if err := t.DB.Create(e).Error; err != nil {
 		return fmt.Errorf("append event %s: %w", e.Topic, err)
 	}
@@ -208,8 +210,25 @@ var secretKeys = map[string]bool{
 	"token": true, "code": true, "pin": true, "pin_hash": true, "secret": true,
 }
 
+// Size bounds of what an audit entry stores (issue 10, point 5). The API already bounds every
+// string a client stores (resource.Limits); these bounds make the audit trail safe whatever a
+// module records.
+const (
+	// MaxSnapshotString is the most bytes of one string value kept in a before/after
+	// snapshot; a longer one is cut (on a character boundary) and ends with "…".
+	MaxSnapshotString = 4096
+	// MaxSnapshotBytes is the most bytes of a before/after snapshot. A larger one is stored as
+	// {"truncated": true, "bytes": <its size>}.
+	MaxSnapshotBytes = 64 << 10
+	// MaxDescriptionBytes is the most bytes of an entry's description; a longer one is cut
+	// and ends with "…".
+	MaxDescriptionBytes = 2048
+)
+
 // Snapshot returns v as a JSON string for an audit before/after, with every secret field
-// (password, token, PIN code, hashes…) replaced by "***", at any depth.
+// (password, token, PIN code, hashes…) replaced by "***", at any depth, and bounded: strings
+// longer than MaxSnapshotString bytes are cut, and a snapshot still larger than
+// MaxSnapshotBytes is replaced by {"truncated": true, "bytes": N}.
 func Snapshot(v any) (*string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -219,12 +238,45 @@ func Snapshot(v any) (*string, error) {
 	if err := json.Unmarshal(b, &generic); err != nil {
 		return nil, fmt.Errorf("audit snapshot: %w", err)
 	}
-	b, err = json.Marshal(redact(generic))
+	b, err = json.Marshal(clip(redact(generic)))
 	if err != nil {
 		return nil, fmt.Errorf("audit snapshot: %w", err)
 	}
+	if len(b) > MaxSnapshotBytes {
+		b, _ = json.Marshal(map[string]any{"truncated": true, "bytes": len(b)})
+	}
 	s := string(b)
 	return &s, nil
+}
+
+// clip cuts every string longer than MaxSnapshotString bytes, at any depth.
+func clip(v any) any {
+	switch x := v.(type) {
+	case string:
+		return Cut(x, MaxSnapshotString)
+	case map[string]any:
+		for k, val := range x {
+			x[k] = clip(val)
+		}
+	case []any:
+		for i := range x {
+			x[i] = clip(x[i])
+		}
+	}
+	return v
+}
+
+// Cut returns s when it has at most n bytes, else its longest prefix of at most n-3 bytes that
+// ends on a character boundary, followed by "…" (3 bytes): at most n bytes in all (for n ≥ 3).
+func Cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := max(n-len("…"), 0)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
 }
 
 func redact(v any) any {

@@ -41,7 +41,23 @@ type StreamOptions struct {
 	Queue int
 	// Name tags the bus subscription (logs, metrics).
 	Name string
+	// Page is how many events the replay reads per query; 0 means DefaultReplayPage.
+	Page int
 }
+
+// Bounds of a subscription (issue 10, point 5).
+const (
+	// MaxPatterns is the most topic patterns one stream (and so one connection, whose
+	// subscriptions are one stream) may hold.
+	MaxPatterns = 64
+	// DefaultReplayPage is how many events a replay reads per query: each query is a short
+	// range read on the primary key, and only one page is in memory at a time, however old
+	// since is.
+	DefaultReplayPage = 500
+)
+
+// ErrTooManyPatterns is returned by Subscribe for more than MaxPatterns patterns.
+var ErrTooManyPatterns = fmt.Errorf("at most %d topic patterns per subscription", MaxPatterns)
 
 // ErrResync means the client's position cannot be resumed here: its epoch is another
 // database's, or its since is older than what the log keeps (or newer than its end). The
@@ -74,8 +90,14 @@ func (l *Log) Subscribe(ctx context.Context, opts StreamOptions, sink Sink) (*St
 	if len(opts.Patterns) == 0 {
 		return nil, errors.New("no topic pattern")
 	}
+	if len(opts.Patterns) > MaxPatterns {
+		return nil, ErrTooManyPatterns
+	}
 	if opts.Queue <= 0 {
 		opts.Queue = 4096
+	}
+	if opts.Page <= 0 {
+		opts.Page = DefaultReplayPage
 	}
 	if opts.Epoch != "" && opts.Epoch != l.epoch && opts.Since >= 0 {
 		return nil, ErrResync
@@ -182,13 +204,32 @@ func (s *Stream) run(ctx context.Context) error {
 	}
 }
 
-// replay delivers the history (Since, last] page by page and returns the last seq covered.
+// replayColumns are the columns a replay reads: everything but the audit snapshots, which
+// are never pushed. data is read as a BLOB whichever way it was stored (GORM writes
+// json.RawMessage as a BLOB; raw SQL, such as a migration's, writes TEXT, which does not scan
+// into a json.RawMessage).
+const replayColumns = "seq, time, topic, kind, event_mask, author_id, author_name, target_id, target2_id, user_id, door_id, description, CAST(data AS BLOB) AS data"
+
+// ReadPage returns the events with after < seq <= upTo, oldest first, at most limit of them,
+// without their audit snapshots (Before and After are nil). It is one range read on the
+// primary key: replays page through the log with it, cursor = the last seq of the previous
+// page.
+func (l *Log) ReadPage(ctx context.Context, after, upTo int64, limit int) ([]*Event, error) {
+	var page []*Event
+	err := l.db.Read.WithContext(ctx).Select(replayColumns).Where("seq > ? AND seq <= ?", after, upTo).
+		Order("seq").Limit(limit).Find(&page).Error
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", after, err)
+	}
+	return page, nil
+}
+
+// replay delivers the history (Since, last] page by page (opts.Page events per query, one page
+// in memory at a time) and returns the last seq covered.
 func (s *Stream) replay(ctx context.Context) (int64, error) {
 	cursor := s.opts.Since
 	for cursor < s.last {
-		var page []*Event
-		err := s.log.db.Read.WithContext(ctx).Where("seq > ? AND seq <= ?", cursor, s.last).
-			Order("seq").Limit(500).Find(&page).Error
+		page, err := s.log.ReadPage(ctx, cursor, s.last, s.opts.Page)
 		if err != nil {
 			return cursor, fmt.Errorf("replay: %w", err)
 		}

@@ -172,6 +172,8 @@ func (in accessPointAttributes) apply(a *AccessPoint, creating bool) error {
 			errs = append(errs, core.FieldError{Detail: "Config must be a JSON object.", Pointer: "data/attributes/config"})
 		}
 	}
+	errs = append(errs, resource.CheckTexts(resource.Text{Attr: "alias", Value: in.Alias}, resource.Text{Attr: "description", Value: in.Description})...)
+	errs = append(errs, resource.CheckBytes("config", in.Config)...)
 	if len(errs) > 0 {
 		return core.Validation(errs...)
 	}

@@ -146,6 +146,11 @@ type doorAttributes struct {
 	AccessPointID optionalID `json:"access_point_id"`
 }
 
+// validate checks the length of the strings sent.
+func (a doorAttributes) validate() error {
+	return resource.ValidateTexts(resource.Text{Attr: "alias", Value: a.Alias}, resource.Text{Attr: "description", Value: a.Description})
+}
+
 // apply copies the attributes that were sent onto d.
 func (a doorAttributes) apply(d *Door) {
 	if a.Alias != nil {
@@ -202,6 +207,9 @@ func (m *Module) doorCreate(ctx context.Context, call *core.Call) (any, error) {
 		if err := resource.RequireManager(call.Caller); err != nil {
 			return err
 		}
+		if err := req.Attributes.validate(); err != nil {
+			return err
+		}
 		if err := checkDoorAccessPoint(tx.DB, d); err != nil {
 			return err
 		}
@@ -235,6 +243,9 @@ func (m *Module) doorUpdate(ctx context.Context, call *core.Call) (any, error) {
 	}
 	return m.doorEdit().Update(ctx, call.Caller, req.DoorID, func(tx *eventlog.Tx, d *Door) error {
 		before := d.snapshot()
+		if err := req.Attributes.validate(); err != nil {
+			return err
+		}
 		req.Attributes.apply(d)
 		if err := checkDoorAccessPoint(tx.DB, *d); err != nil {
 			return err

@@ -243,6 +243,15 @@ type scheduleAttributes struct {
 	Timeframes  frameList `json:"timeframes"`
 }
 
+// Limits of a schedule's lists (issue 10, point 5: sizes are bounded everywhere): a week of
+// timeframes a few minutes apart, and far more mappings than any site uses.
+const (
+	// MaxTimeframes is the most timeframes a schedule holds.
+	MaxTimeframes = 1000
+	// MaxMappings is the most mappings a schedule holds.
+	MaxMappings = 1000
+)
+
 // mappingEntry is one element of the "mapping" array of schedule.create/update.
 type mappingEntry struct {
 	ID          *int64  `json:"id"`
@@ -269,6 +278,7 @@ func applyScheduleAttributes(tx *gorm.DB, s *Schedule, a scheduleAttributes) err
 		s.Description = *a.Description
 	}
 	errs := resource.ValidateName(s.Name)
+	errs = append(errs, resource.CheckTexts(resource.Text{Attr: "description", Value: a.Description})...)
 	if errs == nil {
 		var n int64
 		if err := tx.Model(&Schedule{}).Where("name = ? AND id <> ?", s.Name, s.ID).Count(&n).Error; err != nil {
@@ -302,7 +312,13 @@ func applyMappings(ctx context.Context, tx *gorm.DB, scheduleID int64, entries [
 	for _, mp := range existing {
 		byID[mp.ID] = mp
 	}
+	if len(entries) > MaxMappings {
+		return nil, core.Validation(core.FieldError{Detail: fmt.Sprintf("A schedule has at most %d mappings.", MaxMappings), Pointer: "mapping"})
+	}
 	var errs []core.FieldError
+	for i, e := range entries {
+		errs = append(errs, resource.CheckTexts(resource.Text{Attr: "alias", Value: e.Alias, Pointer: fmt.Sprintf("mapping/%d/alias", i)})...)
+	}
 	target := make([]*Mapping, len(entries)) // the existing mapping each entry updates, or nil
 	taken := map[int64]int{}
 	for i, e := range entries {

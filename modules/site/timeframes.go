@@ -149,6 +149,9 @@ func (l *frameList) UnmarshalJSON(b []byte) error {
 // parseFrames validates timeframes as a client sent them and returns them, or field errors
 // with pointers data/attributes/timeframes/<i>/<field>.
 func parseFrames(items []frameInput) (Frames, []core.FieldError) {
+	if len(items) > MaxTimeframes {
+		return nil, []core.FieldError{{Detail: fmt.Sprintf("A schedule has at most %d timeframes.", MaxTimeframes), Pointer: "data/attributes/timeframes"}}
+	}
 	out := make(Frames, 0, len(items))
 	var errs []core.FieldError
 	for i, it := range items {

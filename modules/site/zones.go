@@ -256,6 +256,7 @@ func applyZone(tx *gorm.DB, z *Zone, a zoneAttributes) error {
 		return err
 	}
 	errs = append(append(errs, doorErrs...), childErrs...)
+	errs = append(errs, resource.CheckTexts(resource.Text{Attr: "alias", Value: a.Alias}, resource.Text{Attr: "description", Value: a.Description})...)
 	if len(errs) > 0 {
 		return core.Validation(errs...)
 	}

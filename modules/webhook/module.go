@@ -199,6 +199,8 @@ func (m *Module) Validate() error {
 		}
 		if len(t.Topics) == 0 {
 			bad("topics: at least one topic pattern is required")
+		} else if len(t.Topics) > eventlog.MaxPatterns {
+			bad("topics: at most %d topic patterns", eventlog.MaxPatterns)
 		}
 		for _, p := range t.Topics {
 			if err := core.ValidatePattern(p); err != nil {

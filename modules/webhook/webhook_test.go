@@ -442,6 +442,7 @@ func TestConfigValidation(t *testing.T) {
 		{"base over max", `{"name": "a", "url": "http://x.test", "topics": [">"], "retry_base": "1m", "max_backoff": "10s"}`, "retry_base (1m0s) is longer than max_backoff (10s)"},
 		{"batch", `{"name": "a", "url": "http://x.test", "topics": [">"], "batch": 1001}`, "batch 1001"},
 		{"queue", `{"name": "a", "url": "http://x.test", "topics": [">"], "queue": -1}`, "queue must not be negative"},
+		{"too many topics", `{"name": "a", "url": "http://x.test", "topics": ["t.0"` + strings.Repeat(`, "t.x"`, 64) + `]}`, "at most 64 topic patterns"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -78,7 +79,9 @@ func (s *Events) Stop() {
 // Start runs a stream Subscribe or Unsubscribe returned, for as long as the connection lasts.
 func (s *Events) Start(st *eventlog.Stream) { st.Start(s.c.ctx) }
 
-// Subscribe adds topics (valid patterns, at least one) to the subscription. With since, the
+// Subscribe adds topics (valid patterns, at least one) to the subscription; the subscription
+// holds at most eventlog.MaxPatterns distinct patterns in all, and a call that would exceed
+// that is refused with the dialect's BadTopics error, the subscription unchanged. With since, the
 // events after it are replayed first, then live, with no gap and no duplicate; when since
 // cannot be resumed here (another epoch, older than retention) resync is set and the stream
 // goes on live from now. Without since, an existing subscription continues from the last event
@@ -91,6 +94,10 @@ func (s *Events) Subscribe(ctx context.Context, topics []string, since *int64, e
 		if !slices.Contains(all, t) {
 			all = append(all, t)
 		}
+	}
+	if len(all) > eventlog.MaxPatterns {
+		// Refused before anything changes: the current subscription goes on as it was.
+		return nil, false, s.cfg.BadTopics(fmt.Errorf("%w on a connection (it holds %d; unsubscribe some first)", eventlog.ErrTooManyPatterns, len(s.topics)))
 	}
 	from := int64(-1)
 	switch {

@@ -34,6 +34,7 @@ export const REASONS = {
   bad_read: "bad read",
   unknown_credential: "unknown credential",
   pin_required: "PIN required",
+  wrong_pin: "wrong PIN",
   credential_invalid: "credential not valid",
   user_invalid: "person not valid",
   no_schedule: "no schedule allows this door",
