@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"gorm.io/gorm"
+
 	"gatehouse/core"
 	"gatehouse/modules/token"
 )
@@ -14,7 +16,8 @@ import (
 // other fields of req describe the token) and publishes "auth.login" with the given method
 // ("certificate", "peercred"). An unknown user answers BadCredentials, an invalid account
 // AccountDisabled or AccountInactive (published as "auth.failed"). It does not throttle: the
-// proof's checker does.
+// proof's checker does. Like Login, it issues no token when the user's credentials changed
+// since the account was read (BadCredentials).
 func (m *Module) LoginUser(ctx context.Context, userID int64, req LoginRequest, method string) (LoginResult, error) {
 	u, err := m.users.Get(ctx, userID)
 	if errors.Is(err, ErrNoUser) {
@@ -31,7 +34,12 @@ func (m *Module) LoginUser(ctx context.Context, userID int64, req LoginRequest, 
 	raw, rec, err := m.tokens.Issue(ctx, token.IssueRequest{
 		UserID: u.ID, Dialect: req.Dialect, Lifetime: req.Lifetime, Idle: req.Idle,
 		Remote: req.Remote, UserAgent: req.UserAgent,
+		Guard: func(tx *gorm.DB) error { return CheckCredGen(tx, u.ID, u.CredGen) },
 	})
+	if errors.Is(err, ErrCredentialsChanged) || errors.Is(err, token.ErrRevokedWhileIssued) {
+		m.publishFailed(u.Username, req.Remote, req.Dialect, "credentials_changed")
+		return LoginResult{Outcome: BadCredentials}, nil
+	}
 	if err != nil {
 		return LoginResult{}, core.E(core.DatabaseError, "Database error.", err)
 	}

@@ -11,11 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"gatehouse/core"
+	"gatehouse/db"
 	"gatehouse/modules/auth/password"
 	"gatehouse/modules/auth/throttle"
 	"gatehouse/modules/token"
@@ -37,6 +39,11 @@ type ThrottleConfig struct {
 	Window        core.Duration `json:"window"`
 	BaseDelay     core.Duration `json:"base_delay"`
 	MaxDelay      core.Duration `json:"max_delay"`
+	// DeviceLimit is each device token's budget of failures within Window (default 5).
+	DeviceLimit int `json:"device_limit"`
+	// DeviceLifetime is how long a device token stays valid after the login that issued it
+	// (default 90 days).
+	DeviceLifetime core.Duration `json:"device_lifetime"`
 }
 
 // Module is the auth module. Its exported fields are its configuration.
@@ -50,14 +57,19 @@ type Module struct {
 	// Throttle configures login throttling.
 	Throttle ThrottleConfig `json:"throttle"`
 
-	log      zerolog.Logger
-	users    *Users
-	hasher   *password.Hasher
-	throttle *throttle.Throttle
-	tokens   *token.Store
-	tokenMod *token.Module
-	bus      *core.Bus
-	now      func() time.Time
+	log           zerolog.Logger
+	db            *db.DB
+	throttleCfg   throttle.Config
+	devices       *deviceSigner
+	gate          hostGate
+	verifications atomic.Int64
+	users         *Users
+	hasher        *password.Hasher
+	throttle      *throttle.Throttle
+	tokens        *token.Store
+	tokenMod      *token.Module
+	bus           *core.Bus
+	now           func() time.Time
 }
 
 var (
@@ -81,21 +93,36 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.log = ctx.Logger
 	m.bus = ctx.Bus()
 	m.now = func() time.Time { return time.Now().UTC() }
+	m.db = ctx.DB()
 	m.users = NewUsers(ctx.DB())
 	m.hasher = password.NewHasher(m.PasswordHash, m.HashConcurrency)
-	m.throttle = throttle.New(throttle.Config{
+	m.throttleCfg = throttle.Config{
 		UserAddrLimit: m.Throttle.UserAddrLimit,
 		AddrLimit:     m.Throttle.AddrLimit,
 		UserLimit:     m.Throttle.UserLimit,
+		DeviceLimit:   m.Throttle.DeviceLimit,
 		Window:        m.Throttle.Window.D(),
 		BaseDelay:     m.Throttle.BaseDelay.D(),
 		MaxDelay:      m.Throttle.MaxDelay.D(),
-	})
+	}
+	m.throttle = throttle.New(m.throttleCfg)
 	m.register(ctx.Methods())
 	ctx.Methods().SetAuthority(m)
 
 	bctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	key, err := loadDeviceKey(bctx, m.db)
+	if err != nil {
+		return err
+	}
+	lifetime := m.Throttle.DeviceLifetime.D()
+	if lifetime <= 0 {
+		lifetime = 90 * 24 * time.Hour
+	}
+	m.devices = &deviceSigner{key: key, lifetime: lifetime}
+	if err := m.loadLoginState(bctx); err != nil {
+		return err
+	}
 	return m.bootstrap(bctx, ctx.Config(), ctx)
 }
 
@@ -108,7 +135,7 @@ func (m *Module) Hasher() *password.Hasher { return m.hasher }
 // Tokens returns the token store.
 func (m *Module) Tokens() *token.Store { return m.tokens }
 
-// Run sweeps idle throttle records until ctx is done.
+// Run sweeps idle throttle records and expired persisted login state until ctx is done.
 func (m *Module) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -118,6 +145,7 @@ func (m *Module) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			m.throttle.Sweep()
+			m.sweepLoginState(ctx)
 		}
 	}
 }
