@@ -210,3 +210,14 @@ func truncateString(s string, n int) string {
 	}
 	return s
 }
+
+// DeviceCookieName is the name of the HTTP cookie that holds a browser's device token for a
+// username (one cookie per username, so several people may share a browser): a prefix and the
+// first 16 hex digits of the SHA-256 of the lower-cased username.
+func DeviceCookieName(username string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(username)))
+	return "gatehouse_device_" + hex.EncodeToString(sum[:8])
+}
+
+// DeviceTokenLifetime is how long a device token issued now stays valid.
+func (m *Module) DeviceTokenLifetime() time.Duration { return m.devices.lifetime }
