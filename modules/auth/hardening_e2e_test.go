@@ -24,6 +24,7 @@ import (
 	"gatehouse/core/coretest"
 	"gatehouse/modules/auth"
 	"gatehouse/modules/token"
+	"gatehouse/modules/wsapi/wstest"
 )
 
 // cheapHashes makes password checks cheap: the tests count them, they do not time them.
@@ -581,4 +582,56 @@ func TestFailedLoginsAreLogged(t *testing.T) {
 			t.Errorf("%q is in the log", secret)
 		}
 	}
+}
+
+// TestDisableAndDeleteWinAgainstRacingLogins: disabling a user (user.update) or deleting it
+// (user.delete) while logins with its password run leaves no valid token behind either.
+func TestDisableAndDeleteWinAgainstRacingLogins(t *testing.T) {
+	t.Parallel()
+	srv := coretest.Start(t, coretest.WithModuleConfig("auth",
+		`{"password_hash": {"memory_kib": 256, "iterations": 1}, "throttle": {"user_addr_limit": 100000, "addr_limit": 100000, "user_limit": 100000}}`))
+	m := authModule(t, srv)
+	admin := wstest.Dial(t, srv.WSURL)
+	admin.Login("admin", coretest.AdminPassword)
+	ctx := context.Background()
+	granted := 0
+	for round := range 20 {
+		name := fmt.Sprint("erin", round)
+		id := addUser(t, srv, name, "erin-password", core.RankUser)
+		var mu sync.Mutex
+		var tokens []string
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for g := range 10 {
+			wg.Go(func() {
+				<-start
+				res, err := m.Login(ctx, auth.LoginRequest{Username: name, Password: "erin-password",
+					Remote: fmt.Sprintf("10.%d.%d.2:1", round, g), Dialect: "rest", Lifetime: time.Hour})
+				if err != nil {
+					t.Errorf("login: %v", err)
+					return
+				}
+				if res.Outcome == auth.Granted {
+					mu.Lock()
+					tokens = append(tokens, res.Token)
+					granted++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		time.Sleep(time.Duration(round%4) * time.Millisecond)
+		if round%2 == 0 {
+			wantCode(t, admin.Call("user.update", map[string]any{"user_id": id, "attributes": map[string]any{"validity-enabled": false}}), codeOK)
+		} else {
+			wantCode(t, admin.Call("user.delete", map[string]any{"user_id": id}), codeOK)
+		}
+		wg.Wait()
+		for _, raw := range tokens {
+			if _, err := m.Tokens().Peek(ctx, token.Hash(raw)); !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("round %d: a token issued to a user racing its disable/delete is still valid (%v)", round, err)
+			}
+		}
+	}
+	t.Logf("200 logins racing 10 disables and 10 deletes: %d granted (then revoked)", granted)
 }

@@ -376,10 +376,13 @@ func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason strin
 		e.mu.Unlock()
 	}
 	s.mu.RUnlock()
-	if err := s.deleteRefresh(ctx, userID); err != nil {
+	// Access tokens first, refresh tokens after: a refresh token issued next to an access token
+	// (the token API's offline access) is either deleted here or seen by its issuer to belong to
+	// a revoked access token.
+	if err := s.revoke(ctx, toks, reason); err != nil {
 		return 0, err
 	}
-	return len(toks), s.revoke(ctx, toks, reason)
+	return len(toks), s.deleteRefresh(ctx, userID)
 }
 
 func containsHash(toks []Token, h string) bool {
