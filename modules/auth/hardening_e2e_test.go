@@ -635,3 +635,29 @@ func TestDisableAndDeleteWinAgainstRacingLogins(t *testing.T) {
 	}
 	t.Logf("200 logins racing 10 disables and 10 deletes: %d granted (then revoked)", granted)
 }
+
+// TestManyCorrectLoginsAtOnceFromOneAddress: reserving slots at admission does not refuse a
+// client opening many sessions at once with the right password (the load generator logs 32
+// connections in together): attempts finding the slots held by attempts in flight wait for
+// them, and are admitted when those succeed.
+func TestManyCorrectLoginsAtOnceFromOneAddress(t *testing.T) {
+	t.Parallel()
+	srv := coretest.Start(t, cheapHashes)
+	m := authModule(t, srv)
+	var wg sync.WaitGroup
+	var granted atomic.Int64
+	for range 32 {
+		wg.Go(func() {
+			res, _, err := loginAs(m, "admin", coretest.AdminPassword, "127.0.0.1:1", "")
+			if err != nil || res.Outcome != auth.Granted {
+				t.Errorf("login: %v %v", res.Outcome, err)
+				return
+			}
+			granted.Add(1)
+		})
+	}
+	wg.Wait()
+	if granted.Load() != 32 {
+		t.Errorf("%d of 32 correct logins granted", granted.Load())
+	}
+}

@@ -98,7 +98,7 @@ func (m *Module) Login(ctx context.Context, req LoginRequest) (LoginResult, erro
 			}
 		}
 	}
-	att, retry, ok := m.throttle.Begin(req.Username, req.Remote, device.ID)
+	att, retry, ok := m.throttle.Begin(ctx, req.Username, req.Remote, device.ID)
 	if !ok {
 		m.loginFailed(req.Username, known, req.Remote, req.Dialect, "rate_limited")
 		return LoginResult{}, RateLimitedError(retry)
@@ -193,7 +193,7 @@ func (m *Module) PasswordChecks() int64 { return m.verifications.Load() }
 // LoginToken checks an existing raw token (sliding it) for a login by token through some
 // dialect. Failures are throttled by source address.
 func (m *Module) LoginToken(ctx context.Context, raw, remote, dialect string) (LoginResult, error) {
-	att, retry, ok := m.throttle.Begin("", remote, "")
+	att, retry, ok := m.throttle.Begin(ctx, "", remote, "")
 	if !ok {
 		m.loginFailed("", false, remote, dialect, "rate_limited")
 		return LoginResult{}, RateLimitedError(retry)

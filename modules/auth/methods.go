@@ -144,7 +144,7 @@ func (m *Module) passwordChange(ctx context.Context, call *core.Call) (any, erro
 		if req.CurrentPassword == nil {
 			return nil, core.Validation(core.FieldError{Detail: "current_password is required.", Pointer: "data/attributes/current_password"})
 		}
-		att, retry, ok := m.throttle.Begin(target.Username, call.Session.Remote, "")
+		att, retry, ok := m.throttle.Begin(ctx, target.Username, call.Session.Remote, "")
 		if !ok {
 			return nil, RateLimitedError(retry)
 		}

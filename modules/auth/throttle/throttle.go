@@ -22,6 +22,11 @@
 //     the username: they are not refused by the username key; each device token has its own
 //     budget of DeviceLimit failures within Window.
 //
+// An attempt that finds a key's slots all held by attempts still in flight (and not yet its
+// failures) waits for them to end, at most BusyWait and never with more than MaxWaiters others
+// on that key: if they fail, it is refused; if they succeed (many correct logins at once, one
+// service opening many sessions), it is admitted. Nothing else waits.
+//
 // A refusal by the username+address, address or device key lasts BaseDelay and doubles with
 // every further refusal-triggering failure, up to MaxDelay; once a lock has ended, attempts are
 // admitted one at a time (each failure locking again) until the failures leave the window.
@@ -29,6 +34,7 @@
 package throttle
 
 import (
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -44,7 +50,11 @@ type Config struct {
 	Window        time.Duration // default 10 min
 	BaseDelay     time.Duration // default 30 s
 	MaxDelay      time.Duration // default 15 min
+	BusyWait      time.Duration // default 5 s; negative: never wait
 }
+
+// MaxWaiters bounds the attempts waiting on one key for attempts in flight to end.
+const MaxWaiters = 64
 
 func (c Config) withDefaults() Config {
 	if c.UserAddrLimit <= 0 {
@@ -68,6 +78,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxDelay <= 0 {
 		c.MaxDelay = 15 * time.Minute
 	}
+	if c.BusyWait == 0 {
+		c.BusyWait = 5 * time.Second
+	}
 	return c
 }
 
@@ -82,6 +95,7 @@ type State struct {
 type record struct {
 	State
 	pending int // admitted attempts not yet ended
+	waiting int // attempts waiting for pending ones to end
 }
 
 // Throttle is safe for concurrent use.
@@ -89,8 +103,9 @@ type Throttle struct {
 	cfg Config
 	now func() time.Time
 
-	mu   sync.Mutex
-	recs map[string]*record
+	mu      sync.Mutex
+	recs    map[string]*record
+	changed chan struct{} // closed (and replaced) whenever an attempt ends
 	// trusted holds the username+address pairs that logged in successfully, until when they
 	// are trusted: they are not refused by the username key.
 	trusted map[string]time.Time
@@ -98,7 +113,8 @@ type Throttle struct {
 
 // New returns a Throttle with the given limits.
 func New(cfg Config) *Throttle {
-	return &Throttle{cfg: cfg.withDefaults(), now: time.Now, recs: make(map[string]*record), trusted: make(map[string]time.Time)}
+	return &Throttle{cfg: cfg.withDefaults(), now: time.Now, recs: make(map[string]*record),
+		trusted: make(map[string]time.Time), changed: make(chan struct{})}
 }
 
 // SetClock replaces the clock (tests).
@@ -144,13 +160,61 @@ type limited struct {
 
 // Begin admits an attempt for user (may be "" for token logins) from addr, with device the id
 // of a valid device token of user ("" = none), and reserves its slots; or refuses it and
-// returns how long until a retry may be admitted. It never waits.
-func (t *Throttle) Begin(user, addr, device string) (a *Attempt, retryAfter time.Duration, ok bool) {
-	now := t.now()
+// returns how long until a retry may be admitted. It waits only while the slots it needs are
+// held by attempts in flight (see the package comment), bounded by BusyWait and ctx.
+func (t *Throttle) Begin(ctx context.Context, user, addr, device string) (a *Attempt, retryAfter time.Duration, ok bool) {
+	var deadline <-chan time.Time
+	var waitingOn []string
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	defer func() {
+		for _, k := range waitingOn {
+			if r := t.recs[k]; r != nil && r.waiting > 0 {
+				r.waiting--
+			}
+		}
+		t.mu.Unlock()
+	}()
+	for {
+		a, retry, busy := t.try(user, addr, device)
+		if a != nil || len(busy) == 0 || t.cfg.BusyWait < 0 {
+			return a, retry, a != nil
+		}
+		if waitingOn == nil {
+			for _, k := range busy {
+				if t.recs[k].waiting >= MaxWaiters {
+					return nil, retry, false
+				}
+			}
+			for _, k := range busy {
+				t.recs[k].waiting++
+			}
+			waitingOn = busy
+			timer := time.NewTimer(t.cfg.BusyWait)
+			defer timer.Stop()
+			deadline = timer.C
+		}
+		changed := t.changed
+		t.mu.Unlock()
+		select {
+		case <-changed:
+			t.mu.Lock()
+		case <-deadline:
+			t.mu.Lock()
+			a, retry, _ := t.try(user, addr, device)
+			return a, retry, a != nil
+		case <-ctx.Done():
+			t.mu.Lock()
+			return nil, retry, false
+		}
+	}
+}
+
+// try admits an attempt now, or returns the refusal's delay and the keys whose slots are held
+// by attempts in flight (empty when the refusal does not depend on them). t.mu is held.
+func (t *Throttle) try(user, addr, device string) (*Attempt, time.Duration, []string) {
+	now := t.now()
 	checks := []limited{{addrKey(addr), t.cfg.AddrLimit, true}}
-	a = &Attempt{t: t, user: user, addr: addr}
+	a := &Attempt{t: t, user: user, addr: addr}
 	if user != "" {
 		checks = append(checks, limited{userAddrKey(user, addr), t.cfg.UserAddrLimit, true})
 		switch {
@@ -164,13 +228,25 @@ func (t *Throttle) Begin(user, addr, device string) (a *Attempt, retryAfter time
 		}
 	}
 	var wait time.Duration
+	var busy []string
+	final := false
 	for _, c := range checks {
-		if d := t.refusal(t.recs[c.key], c.limit, c.lock, now); d > wait {
+		d, b := t.refusal(t.recs[c.key], c.limit, c.lock, now)
+		if d > wait {
 			wait = d
 		}
+		switch {
+		case b:
+			busy = append(busy, c.key)
+		case d > 0:
+			final = true
+		}
+	}
+	if final {
+		busy = nil
 	}
 	if wait > 0 {
-		return nil, ceilSecond(wait), false
+		return nil, ceilSecond(wait), busy
 	}
 	for _, c := range checks {
 		r := t.recs[c.key]
@@ -181,7 +257,7 @@ func (t *Throttle) Begin(user, addr, device string) (a *Attempt, retryAfter time
 		r.pending++
 		a.keys = append(a.keys, c.key)
 	}
-	return a, 0, true
+	return a, 0, nil
 }
 
 // ceilSecond rounds a wait up to whole seconds (at least one), the unit of Retry-After.
@@ -189,30 +265,31 @@ func ceilSecond(d time.Duration) time.Duration {
 	return max(time.Second, (d+time.Second-1)/time.Second*time.Second)
 }
 
-// refusal returns how long a key refuses attempts (0 = it admits one now).
-func (t *Throttle) refusal(r *record, limit int, lock bool, now time.Time) time.Duration {
+// refusal returns how long a key refuses attempts (0 = it admits one now), and whether that is
+// only because attempts in flight hold its slots (busy: their ends may change the answer).
+func (t *Throttle) refusal(r *record, limit int, lock bool, now time.Time) (time.Duration, bool) {
 	if r == nil {
-		return 0
+		return 0, false
 	}
 	r.prune(now, t.cfg.Window)
 	if now.Before(r.LockedUntil) {
-		return r.LockedUntil.Sub(now)
+		return r.LockedUntil.Sub(now), false
 	}
 	if len(r.Fails)+r.pending < limit {
-		return 0
+		return 0, false
 	}
 	if lock && r.Locks > 0 {
 		// A lock has ended: one attempt at a time, its failure locks again for longer.
 		if r.pending == 0 {
-			return 0
+			return 0, false
 		}
-		return time.Second
+		return time.Second, true
 	}
-	if len(r.Fails) == 0 || r.pending >= limit {
-		return time.Second // the slots are held by attempts in flight
+	if len(r.Fails) < limit {
+		return time.Second, true // slots held by attempts in flight
 	}
 	// Refused until enough failures leave the window.
-	return r.Fails[min(len(r.Fails)-1, len(r.Fails)+r.pending-limit)].Add(t.cfg.Window).Sub(now)
+	return r.Fails[len(r.Fails)-limit].Add(t.cfg.Window).Sub(now), false
 }
 
 // Fail ends the attempt as a failed password check: its reservations become failures.
@@ -232,6 +309,7 @@ func (a *Attempt) Fail() {
 		t.release(k)
 	}
 	t.fail(a.user, a.addr, a.device, a.userSlot, now)
+	t.ended()
 }
 
 // Succeed ends the attempt as a successful login: its reservations are given back, the
@@ -254,10 +332,11 @@ func (a *Attempt) Succeed() {
 	}
 	t.succeed(a.user, a.addr)
 	if a.device != "" {
-		if r := t.recs[deviceKey(a.device)]; r != nil && r.pending == 0 {
+		if r := t.recs[deviceKey(a.device)]; r != nil && r.pending == 0 && r.waiting == 0 {
 			delete(t.recs, deviceKey(a.device))
 		}
 	}
+	t.ended()
 }
 
 // Release ends the attempt without counting it (the password was not checked: a technical
@@ -275,12 +354,19 @@ func (a *Attempt) Release() {
 	for _, k := range a.keys {
 		a.t.release(k)
 	}
+	a.t.ended()
 }
 
 func (t *Throttle) release(key string) {
 	if r := t.recs[key]; r != nil && r.pending > 0 {
 		r.pending--
 	}
+}
+
+// ended wakes the attempts waiting for attempts in flight. t.mu is held.
+func (t *Throttle) ended() {
+	close(t.changed)
+	t.changed = make(chan struct{})
 }
 
 // Fail records a failed attempt of an untrusted client that held no reservation.
@@ -346,7 +432,7 @@ func (t *Throttle) succeed(user, addr string) {
 	}
 	k := userAddrKey(user, addr)
 	if r := t.recs[k]; r != nil {
-		if r.pending == 0 {
+		if r.pending == 0 && r.waiting == 0 {
 			delete(t.recs, k)
 		} else {
 			r.State = State{}
@@ -414,7 +500,7 @@ func (t *Throttle) Sweep() int {
 	defer t.mu.Unlock()
 	for k, r := range t.recs {
 		r.prune(now, t.cfg.Window)
-		if len(r.Fails) == 0 && !now.Before(r.LockedUntil) && r.pending == 0 {
+		if len(r.Fails) == 0 && !now.Before(r.LockedUntil) && r.pending == 0 && r.waiting == 0 {
 			delete(t.recs, k)
 		}
 	}

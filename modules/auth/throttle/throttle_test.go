@@ -1,6 +1,7 @@
 package throttle_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -40,14 +41,14 @@ func newThrottle(cfg throttle.Config) (*throttle.Throttle, *fakeClock) {
 // allowed reports whether an attempt would be admitted now, without keeping it.
 func allowed(t *testing.T, th *throttle.Throttle, user, addr string) bool {
 	t.Helper()
-	a, _, ok := th.Begin(user, addr, "")
+	a, _, ok := th.Begin(context.Background(), user, addr, "")
 	a.Release()
 	return ok
 }
 
 // check is Begin without keeping the reservation.
 func check(th *throttle.Throttle, user, addr string) (time.Duration, bool) {
-	a, retry, ok := th.Begin(user, addr, "")
+	a, retry, ok := th.Begin(context.Background(), user, addr, "")
 	a.Release()
 	return retry, ok
 }
@@ -209,7 +210,7 @@ func TestSucceedClearsUserAddrOnly(t *testing.T) {
 // TestParallelBurstAdmitsOnlyTheLimit: attempts count when admitted, so a burst arriving at
 // once gets exactly the limit of admissions however many goroutines race for them.
 func TestParallelBurstAdmitsOnlyTheLimit(t *testing.T) {
-	th, _ := newThrottle(throttle.Config{})
+	th, _ := newThrottle(throttle.Config{BusyWait: -1}) // the admitted attempts are held: do not wait for them
 	burst := func(user func(i int) string, addr string) (admitted []*throttle.Attempt, refused int) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -217,7 +218,7 @@ func TestParallelBurstAdmitsOnlyTheLimit(t *testing.T) {
 		for i := range 200 {
 			wg.Go(func() {
 				<-start
-				a, retry, ok := th.Begin(user(i), addr, "")
+				a, retry, ok := th.Begin(context.Background(), user(i), addr, "")
 				mu.Lock()
 				defer mu.Unlock()
 				if !ok {
@@ -258,11 +259,74 @@ func TestParallelBurstAdmitsOnlyTheLimit(t *testing.T) {
 	}
 }
 
+// TestBusySlotsWaitForTheAttemptsInFlight: attempts finding every slot held by attempts in
+// flight wait for them: admitted when they succeed (many correct logins at once), refused when
+// they fail; the number of checks stays at the limit.
+func TestBusySlotsWaitForTheAttemptsInFlight(t *testing.T) {
+	th := throttle.New(throttle.Config{BusyWait: time.Minute}) // real clock: waiting is real
+	run := func(addr string, n int, succeed bool) (admitted, refused int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				a, _, ok := th.Begin(context.Background(), "sam", addr, "")
+				mu.Lock()
+				defer mu.Unlock()
+				if !ok {
+					refused++
+					return
+				}
+				admitted++
+				if succeed {
+					a.Succeed()
+				} else {
+					a.Fail()
+				}
+			})
+		}
+		wg.Wait()
+		return admitted, refused
+	}
+	if admitted, refused := run("10.5.0.1:1", 32, true); admitted != 32 || refused != 0 {
+		t.Errorf("32 correct logins at once: %d admitted, %d refused; want all admitted", admitted, refused)
+	}
+	if admitted, refused := run("10.5.0.2:1", 200, false); admitted != 5 || refused != 195 {
+		t.Errorf("200 wrong logins at once: %d admitted, %d refused; want 5 and 195", admitted, refused)
+	}
+	// Waiting is bounded by the context; waiters are admitted as the slot frees.
+	th2, _ := newThrottle(throttle.Config{UserAddrLimit: 1, BusyWait: time.Hour})
+	held, _, ok := th2.Begin(context.Background(), "tom", "10.5.0.3:1", "")
+	if !ok {
+		t.Fatal("first attempt refused")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, retry, ok := th2.Begin(ctx, "tom", "10.5.0.3:1", ""); ok || retry < time.Second {
+		t.Errorf("a waiter past its context: %v %v, want refused", retry, ok)
+	}
+	gone := make(chan bool, throttle.MaxWaiters)
+	for range throttle.MaxWaiters {
+		go func() {
+			a, _, ok := th2.Begin(context.Background(), "tom", "10.5.0.3:1", "")
+			if ok {
+				a.Release()
+			}
+			gone <- ok
+		}()
+	}
+	held.Release()
+	for range throttle.MaxWaiters {
+		if !<-gone {
+			t.Error("a waiter was refused after the attempt in flight was released")
+		}
+	}
+}
+
 // TestSucceedGivesTheSlotBack: a success is not a failure, and holds no slot once ended.
 func TestSucceedGivesTheSlotBack(t *testing.T) {
 	th, _ := newThrottle(throttle.Config{UserAddrLimit: 2})
 	for range 10 {
-		a, _, ok := th.Begin("pia", "10.3.0.1:1", "")
+		a, _, ok := th.Begin(context.Background(), "pia", "10.3.0.1:1", "")
 		if !ok {
 			t.Fatal("a successful user was refused")
 		}
@@ -278,7 +342,7 @@ func TestDistributedAttackLocksOutOnlyUntrustedClients(t *testing.T) {
 	th, clock := newThrottle(throttle.Config{UserLimit: 10, DeviceLimit: 3})
 	th.Succeed("ivan", "198.18.0.1:443") // ivan's usual address
 	for i := range 10 {
-		a, _, ok := th.Begin("ivan", fmt.Sprintf("100.64.0.%d:1", i), "")
+		a, _, ok := th.Begin(context.Background(), "ivan", fmt.Sprintf("100.64.0.%d:1", i), "")
 		if !ok {
 			t.Fatalf("attack attempt %d refused before the username limit", i)
 		}
@@ -296,7 +360,7 @@ func TestDistributedAttackLocksOutOnlyUntrustedClients(t *testing.T) {
 	}
 	// A device token from a new address gets through, until its own budget is spent.
 	for i := range 3 {
-		a, _, ok := th.Begin("ivan", fmt.Sprintf("100.70.0.%d:1", i), "dev-1")
+		a, _, ok := th.Begin(context.Background(), "ivan", fmt.Sprintf("100.70.0.%d:1", i), "dev-1")
 		if !ok {
 			t.Fatalf("device attempt %d refused", i)
 		}
@@ -305,11 +369,11 @@ func TestDistributedAttackLocksOutOnlyUntrustedClients(t *testing.T) {
 		}
 		a.Fail()
 	}
-	if a, _, ok := th.Begin("ivan", "100.71.0.1:1", "dev-1"); ok {
+	if a, _, ok := th.Begin(context.Background(), "ivan", "100.71.0.1:1", "dev-1"); ok {
 		a.Release()
 		t.Error("a device token over its failure budget was admitted")
 	}
-	if a, _, ok := th.Begin("ivan", "100.71.0.1:1", "dev-2"); !ok {
+	if a, _, ok := th.Begin(context.Background(), "ivan", "100.71.0.1:1", "dev-2"); !ok {
 		t.Error("another device token was refused")
 	} else {
 		a.Succeed()
@@ -324,13 +388,13 @@ func TestDistributedAttackLocksOutOnlyUntrustedClients(t *testing.T) {
 // TestUntrustedSlotsBoundedInParallel: untrusted attempts from many addresses reserve the
 // username's slots too.
 func TestUntrustedSlotsBoundedInParallel(t *testing.T) {
-	th, _ := newThrottle(throttle.Config{UserLimit: 10})
+	th, _ := newThrottle(throttle.Config{UserLimit: 10, BusyWait: -1})
 	var n sync.WaitGroup
 	var mu sync.Mutex
 	admitted := 0
 	for i := range 100 {
 		n.Go(func() {
-			if _, _, ok := th.Begin("quinn", fmt.Sprintf("100.64.1.%d:1", i), ""); ok {
+			if _, _, ok := th.Begin(context.Background(), "quinn", fmt.Sprintf("100.64.1.%d:1", i), ""); ok {
 				mu.Lock()
 				admitted++
 				mu.Unlock()
@@ -363,7 +427,7 @@ func TestTrustAndDeviceStateRestore(t *testing.T) {
 		t.Error("restored trusted pair refused")
 	}
 	th.RestoreDevice("dev-x", throttle.State{Fails: []time.Time{clock.now(), clock.now()}, LockedUntil: clock.now().Add(time.Minute), Locks: 1})
-	if a, _, ok := th.Begin("rita", "10.4.0.5:1", "dev-x"); ok {
+	if a, _, ok := th.Begin(context.Background(), "rita", "10.4.0.5:1", "dev-x"); ok {
 		a.Release()
 		t.Error("restored locked device admitted")
 	}
@@ -444,7 +508,10 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range 200 {
 				user := fmt.Sprint("u", i%7)
 				addr := fmt.Sprintf("10.%d.0.%d:1", g, i%13)
-				a, _, ok := th.Begin(user, addr, fmt.Sprint("d", i%3))
+				a, _, ok := th.Begin(context.Background(), user, addr, fmt.Sprint("d", i%3))
+				if i%11 == 0 {
+					th.Fail(user, addr)
+				}
 				switch {
 				case !ok:
 				case i%17 == 0:
