@@ -21,14 +21,14 @@ import (
 func (m *Module) LoginUser(ctx context.Context, userID int64, req LoginRequest, method string) (LoginResult, error) {
 	u, err := m.users.Get(ctx, userID)
 	if errors.Is(err, ErrNoUser) {
-		m.publishFailed("", req.Remote, req.Dialect, "bad_credentials")
+		m.loginFailed("", false, req.Remote, req.Dialect, "bad_credentials")
 		return LoginResult{Outcome: BadCredentials}, nil
 	}
 	if err != nil {
 		return LoginResult{}, core.E(core.DatabaseError, "Database error.", err)
 	}
 	if out := m.accountOutcome(u); out != Granted {
-		m.publishFailed(u.Username, req.Remote, req.Dialect, "account_invalid")
+		m.loginFailed(u.Username, true, req.Remote, req.Dialect, "account_invalid")
 		return LoginResult{Outcome: out, User: u}, nil
 	}
 	raw, rec, err := m.tokens.Issue(ctx, token.IssueRequest{
@@ -37,7 +37,7 @@ func (m *Module) LoginUser(ctx context.Context, userID int64, req LoginRequest, 
 		Guard: func(tx *gorm.DB) error { return CheckCredGen(tx, u.ID, u.CredGen) },
 	})
 	if errors.Is(err, ErrCredentialsChanged) || errors.Is(err, token.ErrRevokedWhileIssued) {
-		m.publishFailed(u.Username, req.Remote, req.Dialect, "credentials_changed")
+		m.loginFailed(u.Username, true, req.Remote, req.Dialect, "credentials_changed")
 		return LoginResult{Outcome: BadCredentials}, nil
 	}
 	if err != nil {
