@@ -332,6 +332,26 @@ func TestAttackFrom50AddressesNeverLocksOutTheUser(t *testing.T) {
 	srv := coretest.Start(t, cheapHashes)
 	m := authModule(t, srv)
 	addUser(t, srv, "alice", "alice-password", core.RankUser)
+	sub, err := srv.App().Bus().Subscribe(core.SubscribeOptions{Name: "test-logins", Queue: 100_000}, "auth.login", "auth.failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var published atomic.Int64
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		for {
+			select {
+			case ev := <-sub.C():
+				if ev.Source == auth.ModuleID {
+					published.Add(1)
+				}
+			case <-sub.Done():
+				return
+			}
+		}
+	}()
+	defer func() { sub.Close(); <-counted }()
 
 	// Alice's earlier logins: from home (a trusted pair from now on), and from a laptop whose
 	// device token she keeps; a second device token for the failure-budget check.
@@ -400,6 +420,18 @@ func TestAttackFrom50AddressesNeverLocksOutTheUser(t *testing.T) {
 	t.Logf("%d attack attempts during the checks", storm.Load())
 
 	// Restart on the same data directory, attack again: trust and device state are kept.
+	// Let the audit trail catch up with the attack first: stopping would otherwise have to
+	// write it, which under heavy CPU load may take longer than the stop's bound.
+	coretest.Eventually(t, 2*time.Minute, func() error {
+		var n int64
+		if err := srv.DB().Read.Raw(`SELECT COUNT(*) FROM events WHERE kind = 'audit-login-event'`).Scan(&n).Error; err != nil {
+			return err
+		}
+		if want := int64(published.Load()); n != want {
+			return fmt.Errorf("%d login events recorded, %d published", n, want)
+		}
+		return nil
+	})
 	srv = srv.Restart()
 	m = authModule(t, srv)
 	attack(m, "alice", 2)
