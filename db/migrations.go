@@ -233,6 +233,30 @@ func migrations() []*gormigrate.Migration {
 				UNIQUE (user_id, client_id)
 			)`,
 		)},
+		{ID: "0005_login_hardening", Migrate: sqlSteps(
+			// cred_gen is the user's credential generation: bumped by every password change,
+			// disable and delete, and checked in the transaction that issues a login's token,
+			// so a login racing a password change gets no token.
+			`ALTER TABLE users ADD COLUMN cred_gen INTEGER NOT NULL DEFAULT 1`,
+			// Login throttling state that survives a restart: the username+address pairs that
+			// logged in (trusted during an attack on the username), and the failures of device
+			// tokens (OWASP device cookies; the tokens themselves are signed, not stored).
+			`CREATE TABLE login_trusted_addresses (
+				user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+				address TEXT NOT NULL,
+				until   DATETIME NOT NULL,
+				PRIMARY KEY (user_id, address)
+			)`,
+			`CREATE TABLE login_devices (
+				id           TEXT PRIMARY KEY,
+				user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+				failures     TEXT NOT NULL DEFAULT '[]',
+				locked_until DATETIME,
+				locks        INTEGER NOT NULL DEFAULT 0,
+				updated_at   DATETIME NOT NULL
+			)`,
+			`CREATE INDEX login_devices_user ON login_devices(user_id)`,
+		)},
 		{ID: "0006_bounds_email", Migrate: uniqueEmails},
 	}
 }

@@ -428,6 +428,10 @@ func TestDashboard(t *testing.T) {
 		if tok := eval[string](page, `sessionStorage.getItem("gatehouse.token") || ""`); len(tok) != 36 {
 			t.Fatalf("token kept in sessionStorage: %q", tok)
 		}
+		// The device token of the login is kept per username, for the next login of this user.
+		if dev := eval[string](page, `localStorage.getItem("gatehouse.device.admin") || ""`); !strings.HasPrefix(dev, "gd1.") {
+			t.Fatalf("device token kept in localStorage: %q", dev)
+		}
 		// A reload logs in again with the kept token.
 		page.do(chromedp.Reload())
 		page.wait("the shell after a reload", `document.querySelector("[data-testid=whoami]")?.textContent === "admin · administrator"`)

@@ -296,13 +296,24 @@ func loginEntry(ev core.Event, ids map[string]int64) (*eventlog.Event, error) {
 			return nil, fmt.Errorf("unexpected payload %T", ev.Data)
 		}
 		e.Mask = eventlog.LoginFailed
-		if id, ok := ids[asciiLower(f.Username)]; ok && f.Username != "" {
-			e.UserID = eventlog.Ptr(id)
-		}
-		if f.Username == "" {
+		id, known := ids[asciiLower(f.Username)]
+		switch {
+		case f.Username == "":
 			e.Description = fmt.Sprintf("Failed login (%s) from %s: %s.", f.Dialect, f.Remote, failureReason(f.Reason))
-		} else {
+		case known:
+			e.UserID = eventlog.Ptr(id)
 			e.Description = fmt.Sprintf("Failed login as %q (%s) from %s: %s.", shown(f.Username), f.Dialect, f.Remote, failureReason(f.Reason))
+		default:
+			// A username that is no account may be a password typed in the wrong field: it goes
+			// only in the after snapshot, which administrators alone read (audit.get); the
+			// description and the data pushed to subscribers do not carry it.
+			after, err := json.Marshal(map[string]string{"attempted_username": f.Username})
+			if err != nil {
+				return nil, fmt.Errorf("encode attempted username: %w", err)
+			}
+			e.After = eventlog.Ptr(string(after))
+			e.Description = fmt.Sprintf("Failed login as an unknown user (%s) from %s: %s.", f.Dialect, f.Remote, failureReason(f.Reason))
+			f.Username = ""
 		}
 		data = f
 	default:

@@ -3,9 +3,11 @@ package auth
 import (
 	"fmt"
 	"runtime"
+	"time"
 
 	"gatehouse/core"
 	"gatehouse/modules/auth/password"
+	"gatehouse/modules/auth/throttle"
 )
 
 // DefaultMinPasswordLength is the default of min_password_length.
@@ -17,8 +19,27 @@ var (
 )
 
 // ApplyDefaults implements core.Defaulter: the password hash parameters, the hashing
-// concurrency (GOMAXPROCS of this process) and the minimum password length.
+// concurrency (GOMAXPROCS of this process), the minimum password length and the login
+// throttling limits (throttle.Config.WithDefaults, device tokens valid 90 days).
 func (m *Module) ApplyDefaults() {
+	th := &m.Throttle
+	d := throttle.Config{}.WithDefaults()
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{{&th.UserAddrLimit, d.UserAddrLimit}, {&th.AddrLimit, d.AddrLimit}, {&th.UserLimit, d.UserLimit}, {&th.DeviceLimit, d.DeviceLimit}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	for _, f := range []struct {
+		v   *core.Duration
+		def time.Duration
+	}{{&th.Window, d.Window}, {&th.BaseDelay, d.BaseDelay}, {&th.MaxDelay, d.MaxDelay}, {&th.DeviceLifetime, 90 * 24 * time.Hour}} {
+		if *f.v <= 0 {
+			*f.v = core.Duration(f.def)
+		}
+	}
 	if m.MinPasswordLength <= 0 {
 		m.MinPasswordLength = DefaultMinPasswordLength
 	}

@@ -34,15 +34,16 @@ func accountError(out Outcome) error {
 
 func (m *Module) createAuthToken(ctx context.Context, call *core.Call) (any, error) {
 	var req struct {
-		Username string `json:"username"`
-		Password string `json:"password"`
+		Username    string `json:"username"`
+		Password    string `json:"password"`
+		DeviceToken string `json:"device_token"`
 	}
 	if err := call.Decode(&req); err != nil {
 		return nil, err
 	}
 	idle, lifetime := m.tokenMod.LeosacLifetime()
 	res, err := m.Login(ctx, LoginRequest{
-		Username: req.Username, Password: req.Password,
+		Username: req.Username, Password: req.Password, DeviceToken: req.DeviceToken,
 		Remote: call.Session.Remote, UserAgent: call.Session.UserAgent,
 		Dialect: DialectLeosac, Lifetime: lifetime, Idle: idle,
 	})
@@ -58,7 +59,11 @@ func (m *Module) createAuthToken(ctx context.Context, call *core.Call) (any, err
 	call.Session.Login(res.User.ID, res.Record.Hash)
 	m.tokens.Attach(res.Record.Hash, call.Session)
 	call.Log().Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("logged in")
-	return map[string]any{"status": 0, "user_id": res.User.ID, "token": res.Token}, nil
+	reply := map[string]any{"status": 0, "user_id": res.User.ID, "token": res.Token}
+	if res.DeviceToken != "" {
+		reply["device_token"] = res.DeviceToken // keep it for the next login of this user
+	}
+	return reply, nil
 }
 
 func (m *Module) authenticateWithToken(ctx context.Context, call *core.Call) (any, error) {
@@ -143,17 +148,20 @@ func (m *Module) passwordChange(ctx context.Context, call *core.Call) (any, erro
 		if req.CurrentPassword == nil {
 			return nil, core.Validation(core.FieldError{Detail: "current_password is required.", Pointer: "data/attributes/current_password"})
 		}
-		if retry, ok := m.throttle.Allow(ctx, target.Username, call.Session.Remote); !ok {
+		att, retry, ok := m.throttle.Begin(ctx, target.Username, call.Session.Remote, "")
+		if !ok {
 			return nil, RateLimitedError(retry)
 		}
-		if err := m.hasher.Verify(ctx, target.PasswordHash, *req.CurrentPassword); err != nil {
+		if err := m.verify(ctx, call.Session.Remote, target.PasswordHash, *req.CurrentPassword); err != nil {
 			if !errors.Is(err, password.ErrMismatch) {
+				att.Release()
 				return nil, err
 			}
-			m.throttle.Fail(target.Username, call.Session.Remote)
-			m.publishFailed(target.Username, call.Session.Remote, call.Session.Dialect, "bad_current_password")
+			att.Fail()
+			m.loginFailed(target.Username, true, call.Session.Remote, call.Session.Dialect, "bad_current_password")
 			return nil, core.E(core.PermissionDenied, "Permission denied: Invalid `current_password`.", nil)
 		}
+		att.Succeed()
 		keep, _, _ = call.Session.Token()
 	} else if !(caller.Rank == core.RankAdministrator ||
 		caller.Rank.AtLeast(core.RankManager) && target.Rank < caller.Rank) {

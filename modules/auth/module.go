@@ -39,6 +39,11 @@ type ThrottleConfig struct {
 	Window        core.Duration `json:"window"`
 	BaseDelay     core.Duration `json:"base_delay"`
 	MaxDelay      core.Duration `json:"max_delay"`
+	// DeviceLimit is each device token's budget of failures within Window (default 5).
+	DeviceLimit int `json:"device_limit"`
+	// DeviceLifetime is how long a device token stays valid after the login that issued it
+	// (default 90 days).
+	DeviceLifetime core.Duration `json:"device_lifetime"`
 }
 
 // Module is the auth module. Its exported fields are its configuration.
@@ -52,16 +57,20 @@ type Module struct {
 	// Throttle configures login throttling.
 	Throttle ThrottleConfig `json:"throttle"`
 
-	log      zerolog.Logger
-	users    *Users
-	hasher   *password.Hasher
-	throttle *throttle.Throttle
-	tokens   *token.Store
-	tokenMod *token.Module
-	bus      *core.Bus
-	now      func() time.Time
-	db       *db.DB
-	dataDir  string
+	log           zerolog.Logger
+	db            *db.DB
+	dataDir       string
+	throttleCfg   throttle.Config
+	devices       *deviceSigner
+	gate          hostGate
+	verifications atomic.Int64
+	users         *Users
+	hasher        *password.Hasher
+	throttle      *throttle.Throttle
+	tokens        *token.Store
+	tokenMod      *token.Module
+	bus           *core.Bus
+	now           func() time.Time
 	// initialUser is the ID of the user still on the generated first-start password (0: none);
 	// whoami reports it so that the dashboard asks for a change.
 	initialUser atomic.Int64
@@ -91,19 +100,33 @@ func (m *Module) Provision(ctx *core.Context) error {
 	m.users = NewUsers(ctx.DB())
 	m.db, m.dataDir = ctx.DB(), ctx.Config().Data
 	m.hasher = password.NewHasher(m.PasswordHash, m.HashConcurrency)
-	m.throttle = throttle.New(throttle.Config{
+	m.throttleCfg = throttle.Config{
 		UserAddrLimit: m.Throttle.UserAddrLimit,
 		AddrLimit:     m.Throttle.AddrLimit,
 		UserLimit:     m.Throttle.UserLimit,
+		DeviceLimit:   m.Throttle.DeviceLimit,
 		Window:        m.Throttle.Window.D(),
 		BaseDelay:     m.Throttle.BaseDelay.D(),
 		MaxDelay:      m.Throttle.MaxDelay.D(),
-	})
+	}
+	m.throttle = throttle.New(m.throttleCfg)
 	m.register(ctx.Methods())
 	ctx.Methods().SetAuthority(m)
 
 	bctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	key, err := loadDeviceKey(bctx, m.db)
+	if err != nil {
+		return err
+	}
+	lifetime := m.Throttle.DeviceLifetime.D()
+	if lifetime <= 0 {
+		lifetime = 90 * 24 * time.Hour
+	}
+	m.devices = &deviceSigner{key: key, lifetime: lifetime}
+	if err := m.loadLoginState(bctx); err != nil {
+		return err
+	}
 	if err := m.bootstrap(bctx, ctx.Config(), ctx); err != nil {
 		return err
 	}
@@ -124,7 +147,7 @@ func (m *Module) Hasher() *password.Hasher { return m.hasher }
 // Tokens returns the token store.
 func (m *Module) Tokens() *token.Store { return m.tokens }
 
-// Run sweeps idle throttle records until ctx is done.
+// Run sweeps idle throttle records and expired persisted login state until ctx is done.
 func (m *Module) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -134,6 +157,7 @@ func (m *Module) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			m.throttle.Sweep()
+			m.sweepLoginState(ctx)
 		}
 	}
 }

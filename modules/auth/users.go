@@ -28,6 +28,7 @@ type User struct {
 	ValidityStart   *time.Time // nil = no lower bound
 	ValidityEnd     *time.Time // nil = no upper bound
 	Version         int64      // bumped on every change
+	CredGen         int64      // credential generation: bumped by every password change, disable, delete
 	CreatedAt       time.Time  //
 	UpdatedAt       time.Time  //
 }
@@ -141,11 +142,14 @@ func (us *Users) Create(ctx context.Context, u *User) error {
 	return nil
 }
 
-// SetPasswordHash stores a new password hash for the user.
+// SetPasswordHash stores a new password hash for the user (a password change): it bumps the
+// user's credential generation, so that a login that verified the old password and has not yet
+// issued its token gets none.
 func (us *Users) SetPasswordHash(ctx context.Context, id int64, hash string) error {
 	res := us.db.Write.WithContext(ctx).Model(&User{}).Where("id = ?", id).Updates(map[string]any{
 		"password_hash": hash,
 		"version":       gorm.Expr("version + 1"),
+		"cred_gen":      gorm.Expr("cred_gen + 1"),
 		"updated_at":    time.Now().UTC(),
 	})
 	if res.Error != nil {
@@ -155,6 +159,40 @@ func (us *Users) SetPasswordHash(ctx context.Context, id int64, hash string) err
 		return ErrNoUser
 	}
 	us.Invalidate(id)
+	return nil
+}
+
+// ReplacePasswordHash stores a new hash of the same password (a rehash with new parameters)
+// if the stored hash is still old: it does not bump the credential generation, and a password
+// changed meanwhile is left alone. It reports whether the hash was replaced.
+func (us *Users) ReplacePasswordHash(ctx context.Context, id int64, old, hash string) (bool, error) {
+	res := us.db.Write.WithContext(ctx).Model(&User{}).Where("id = ? AND password_hash = ?", id, old).Updates(map[string]any{
+		"password_hash": hash,
+		"version":       gorm.Expr("version + 1"),
+		"updated_at":    time.Now().UTC(),
+	})
+	if res.Error != nil {
+		return false, fmt.Errorf("rehash password of user %d: %w", id, res.Error)
+	}
+	us.Invalidate(id)
+	return res.RowsAffected > 0, nil
+}
+
+// ErrCredentialsChanged is returned by CheckCredGen when the user's credentials changed (or
+// the user went) since the generation was read.
+var ErrCredentialsChanged = errors.New("credentials changed")
+
+// CheckCredGen returns ErrCredentialsChanged unless the user exists with credential generation
+// gen. Run it in the transaction that acts on a credential check (issuing a token), so that the
+// check and the action commit together or not at all.
+func CheckCredGen(tx *gorm.DB, id, gen int64) error {
+	var cur []int64
+	if err := tx.Raw(`SELECT cred_gen FROM users WHERE id = ?`, id).Scan(&cur).Error; err != nil {
+		return fmt.Errorf("read credential generation of user %d: %w", id, err)
+	}
+	if len(cur) != 1 || cur[0] != gen {
+		return ErrCredentialsChanged
+	}
 	return nil
 }
 

@@ -551,12 +551,17 @@ func (m *Module) userUpdate(ctx context.Context, call *core.Call) (any, error) {
 		}
 		after.Version++
 		after.UpdatedAt = now
-		if err := tx.Model(&auth.User{}).Where("id = ?", after.ID).Updates(map[string]any{
+		cols := map[string]any{
 			"username": after.Username, "firstname": after.Firstname, "lastname": after.Lastname,
 			"email": after.Email, "rank": after.Rank, "validity_enabled": after.ValidityEnabled,
 			"validity_start": after.ValidityStart, "validity_end": after.ValidityEnd,
 			"version": after.Version, "updated_at": after.UpdatedAt,
-		}).Error; err != nil {
+		}
+		if revokesTokens(&before, &after, now) {
+			// A login that checked the password before this commit gets no token after it.
+			cols["cred_gen"] = gorm.Expr("cred_gen + 1")
+		}
+		if err := tx.Model(&auth.User{}).Where("id = ?", after.ID).Updates(cols).Error; err != nil {
 			return resource.DBError(err)
 		}
 		return tx.Record(eventlog.Change{
@@ -569,12 +574,19 @@ func (m *Module) userUpdate(ctx context.Context, call *core.Call) (any, error) {
 		return nil, err
 	}
 	m.auth.Users().Invalidate(after.ID)
-	if !validityOf(&after).ValidAt(now) || after.Rank < before.Rank {
+	if revokesTokens(&before, &after, now) {
 		if _, err := m.auth.Tokens().RevokeUser(ctx, after.ID, "", revokedByAdmin); err != nil {
 			return nil, resource.DBError(fmt.Errorf("revoke tokens of user %d: %w", after.ID, err))
 		}
 	}
 	return nil, nil
+}
+
+// revokesTokens reports whether an update ends the user's sessions: the account is no longer
+// valid (disabled, outside its validity) or its rank was lowered. Such an update also bumps the
+// user's credential generation, so that no login racing it issues a token.
+func revokesTokens(before, after *auth.User, now time.Time) bool {
+	return !validityOf(after).ValidAt(now) || after.Rank < before.Rank
 }
 
 // ensureAdminRemains refuses a change that leaves no enabled administrator: it applies when

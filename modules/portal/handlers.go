@@ -204,10 +204,14 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, r, PeMalformedUser)
 		return
 	}
-	res, err := m.auth.Login(r.Context(), auth.LoginRequest{
+	lr := auth.LoginRequest{
 		Username: c.User, Password: c.Password, Remote: r.RemoteAddr, UserAgent: r.UserAgent(),
 		Dialect: token.DialectPortal, Lifetime: m.Lifetime.D(), Idle: m.Idle.D(),
-	})
+	}
+	if dc, err := r.Cookie(auth.DeviceCookieName(c.User)); err == nil {
+		lr.DeviceToken = dc.Value // the browser's device token for this user (OWASP device cookies)
+	}
+	res, err := m.auth.Login(r.Context(), lr)
 	if err != nil {
 		ce, _ := core.StatusOf(err)
 		if ce.Code == core.RateLimited {
@@ -234,6 +238,13 @@ func (m *Module) login(w http.ResponseWriter, r *http.Request) {
 		Name: m.CookieName, Value: res.Token, Path: "/", HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
 	})
+	if res.DeviceToken != "" {
+		http.SetCookie(w, &http.Cookie{
+			Name: auth.DeviceCookieName(res.User.Username), Value: res.DeviceToken, Path: "/",
+			MaxAge: int(m.auth.DeviceTokenLifetime() / time.Second), HttpOnly: true,
+			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		})
+	}
 	m.log.Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).Msg("portal login")
 	send(w, http.StatusOK, result{Result: 1, Error: PeOK, ID: res.Token})
 }

@@ -82,6 +82,9 @@ func Plausible(raw string) bool {
 // Errors returned by the store.
 var (
 	ErrInvalid = errors.New("token invalid or expired")
+	// ErrRevokedWhileIssued: the owner's tokens were revoked while the token was being stored;
+	// it was not issued.
+	ErrRevokedWhileIssued = errors.New("tokens of the user revoked while issuing")
 )
 
 // IssueRequest describes a token to issue.
@@ -92,6 +95,10 @@ type IssueRequest struct {
 	Idle      time.Duration // sliding; 0 = none
 	Remote    string
 	UserAgent string
+	// Guard, when set, runs inside the transaction that stores the token, before the insert:
+	// an error from it aborts the issue and is returned wrapped (e.g. the owner's credentials
+	// changed since they were checked).
+	Guard func(tx *gorm.DB) error
 }
 
 // entry is a cached valid token and the live sessions logged in with it.
@@ -155,13 +162,38 @@ func (s *Store) Issue(ctx context.Context, req IssueRequest) (string, *Token, er
 		RemoteAddr:  truncate(req.Remote, 128),
 		UserAgent:   truncate(req.UserAgent, 256),
 	}
-	t = s.view(t, "")
-	if err := s.db.Write.WithContext(ctx).Create(&t).Error; err != nil {
+	t = s.view(t, "") // the server-wide cap, whatever the dialect asked for
+	// Cached before the commit (nobody holds the raw token yet): a RevokeUser that runs once the
+	// row is committed finds the entry in the cache as well as the row, and drops both.
+	e := &entry{tok: t}
+	s.mu.Lock()
+	s.byHash[t.Hash] = e
+	s.mu.Unlock()
+	err = s.db.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if req.Guard != nil {
+			if err := req.Guard(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Create(&t).Error
+	})
+	if err != nil {
+		s.mu.Lock()
+		if s.byHash[t.Hash] == e {
+			delete(s.byHash, t.Hash)
+		}
+		s.mu.Unlock()
 		return "", nil, fmt.Errorf("issue token: %w", err)
 	}
-	s.mu.Lock()
-	s.byHash[t.Hash] = &entry{tok: t}
-	s.mu.Unlock()
+	s.mu.RLock()
+	revoked := s.byHash[t.Hash] != e
+	s.mu.RUnlock()
+	if revoked { // the owner's tokens were revoked while this one was being stored
+		if err := s.db.Write.WithContext(ctx).Where("id = ?", t.ID).Delete(&Token{}).Error; err != nil {
+			return "", nil, fmt.Errorf("issue token: revoked while issued: %w", err)
+		}
+		return "", nil, fmt.Errorf("issue token: %w", ErrRevokedWhileIssued)
+	}
 	out := t
 	return raw, &out, nil
 }
@@ -312,9 +344,8 @@ func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason strin
 	if err := s.db.Write.WithContext(ctx).Where("user_id = ? AND hash <> ?", userID, keep).Find(&toks).Error; err != nil {
 		return 0, fmt.Errorf("revoke user tokens: %w", err)
 	}
-	// Tokens only in the cache (issued but not yet visible to this read) cannot exist: Issue
-	// writes before caching. Cached entries of this user not in the database are stale; drop
-	// them too.
+	// Cached entries of this user not in the database are being issued (Issue caches before
+	// its commit, and then fails when it finds its entry dropped) or stale; drop them too.
 	s.mu.RLock()
 	for h, e := range s.byHash {
 		e.mu.Lock()
@@ -324,10 +355,13 @@ func (s *Store) RevokeUser(ctx context.Context, userID int64, keep, reason strin
 		e.mu.Unlock()
 	}
 	s.mu.RUnlock()
-	if err := s.deleteRefresh(ctx, userID); err != nil {
+	// Access tokens first, refresh tokens after: a refresh token issued next to an access token
+	// (the token API's offline access) is either deleted here or seen by its issuer to belong to
+	// a revoked access token.
+	if err := s.revoke(ctx, toks, reason); err != nil {
 		return 0, err
 	}
-	return len(toks), s.revoke(ctx, toks, reason)
+	return len(toks), s.deleteRefresh(ctx, userID)
 }
 
 func containsHash(toks []Token, h string) bool {

@@ -109,6 +109,16 @@ func (m *Module) create(w http.ResponseWriter, r *http.Request) {
 			m.internal(w, err)
 			return
 		}
+		// The user's tokens revoked meanwhile (a password change racing this login): the refresh
+		// token goes too (RevokeUser deletes refresh tokens after access tokens).
+		if _, err := m.tokens.Peek(ctx, res.Record.Hash); errors.Is(err, token.ErrInvalid) {
+			if err := m.tokens.RevokeRefresh(ctx, res.User.ID, req.ClientID); err != nil {
+				m.internal(w, err)
+				return
+			}
+			m.writeError(w, http.StatusUnauthorized, authFailed)
+			return
+		}
 		data.RefreshToken = raw
 	}
 	m.log.Info().Int64("user_id", res.User.ID).Str("token_id", res.Record.ID).

@@ -38,10 +38,19 @@ func newThrottle(cfg throttle.Config) (*throttle.Throttle, *fakeClock) {
 	return th, c
 }
 
+// allowed reports whether an attempt would be admitted now, without keeping it.
 func allowed(t *testing.T, th *throttle.Throttle, user, addr string) bool {
 	t.Helper()
-	_, ok := th.Allow(context.Background(), user, addr)
+	a, _, ok := th.Begin(context.Background(), user, addr, "")
+	a.Release()
 	return ok
+}
+
+// check is Begin without keeping the reservation.
+func check(th *throttle.Throttle, user, addr string) (time.Duration, bool) {
+	a, retry, ok := th.Begin(context.Background(), user, addr, "")
+	a.Release()
+	return retry, ok
 }
 
 func TestUserAddrLock(t *testing.T) {
@@ -53,7 +62,7 @@ func TestUserAddrLock(t *testing.T) {
 		}
 	}
 	th.Fail("alice", "10.0.0.1:5001") // another port of the same host counts
-	retry, ok := th.Allow(context.Background(), "alice", "10.0.0.1:6000")
+	retry, ok := check(th, "alice", "10.0.0.1:6000")
 	if ok || retry <= 0 {
 		t.Fatalf("after 5 failures Allow = %v, %v; want refused with a retry delay", retry, ok)
 	}
@@ -84,7 +93,7 @@ func TestAddrLock(t *testing.T) {
 		th.Fail(fmt.Sprintf("user%d", i), fmt.Sprintf("192.0.2.9:%d", 1000+i))
 	}
 	for _, user := range []string{"carol", "user0", ""} {
-		if retry, ok := th.Allow(context.Background(), user, "192.0.2.9:4242"); ok || retry <= 0 {
+		if retry, ok := check(th, user, "192.0.2.9:4242"); ok || retry <= 0 {
 			t.Errorf("Allow(%q) from the locked address = %v, %v; want refused", user, retry, ok)
 		}
 	}
@@ -114,7 +123,7 @@ func TestGrowingDelay(t *testing.T) {
 		} else {
 			th.Fail("eve", "203.0.113.1:1") // one more failure once the lock ended
 		}
-		retry, ok := th.Allow(context.Background(), "eve", "203.0.113.1:1")
+		retry, ok := check(th, "eve", "203.0.113.1:1")
 		if ok {
 			t.Fatalf("lock %d: not locked", i+1)
 		}
@@ -198,88 +207,236 @@ func TestSucceedClearsUserAddrOnly(t *testing.T) {
 	}
 }
 
-func TestDistributedAttackSlowsButNeverLocksUser(t *testing.T) {
-	const interval = 40 * time.Millisecond
-	th := throttle.New(throttle.Config{UserLimit: 10, UserInterval: interval}) // real clock: rate.Limiter uses it
-	for i := range 30 {
-		th.Fail("ivan", fmt.Sprintf("100.64.%d.%d:1", i/250, i%250))
-	}
-	// The username is now slowed down: back-to-back attempts are spaced by the interval.
-	start := time.Now()
-	for i := range 3 {
-		if _, ok := th.Allow(context.Background(), "ivan", fmt.Sprintf("100.65.0.%d:1", i)); !ok {
-			t.Fatalf("attempt %d refused; the username must be slowed, not locked", i)
+// TestParallelBurstAdmitsOnlyTheLimit: attempts count when admitted, so a burst arriving at
+// once gets exactly the limit of admissions however many goroutines race for them.
+func TestParallelBurstAdmitsOnlyTheLimit(t *testing.T) {
+	th, _ := newThrottle(throttle.Config{BusyWait: -1}) // the admitted attempts are held: do not wait for them
+	burst := func(user func(i int) string, addr string) (admitted []*throttle.Attempt, refused int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 200 {
+			wg.Go(func() {
+				<-start
+				a, retry, ok := th.Begin(context.Background(), user(i), addr, "")
+				mu.Lock()
+				defer mu.Unlock()
+				if !ok {
+					if retry < time.Second {
+						t.Errorf("refused with retry %v, want ≥ 1 s", retry)
+					}
+					refused++
+					return
+				}
+				admitted = append(admitted, a)
+			})
 		}
+		close(start)
+		wg.Wait()
+		return admitted, refused
 	}
-	if elapsed := time.Since(start); elapsed < interval {
-		t.Errorf("3 attempts took %v, want them spaced by about %v", elapsed, interval)
+	admitted, refused := burst(func(int) string { return "olga" }, "192.0.2.50:1")
+	if len(admitted) != 5 || refused != 195 {
+		t.Fatalf("one username, one address: %d admitted, %d refused; want 5 and 195", len(admitted), refused)
 	}
-	// The real user, from their own address, trying after the interval always gets through.
-	for i := range 5 {
-		time.Sleep(interval + 5*time.Millisecond)
-		retry, ok := th.Allow(context.Background(), "ivan", "198.18.0.1:443")
-		if !ok {
-			t.Fatalf("round %d: the real user was refused (retry %v) after waiting the interval", i, retry)
-		}
+	for _, a := range admitted {
+		a.Fail()
+		a.Fail() // a second end is ignored
 	}
-	// Other usernames are not slowed.
-	start = time.Now()
-	for range 5 {
-		if !allowed(t, th, "judy", "198.18.0.1:443") {
-			t.Fatal("another user refused")
-		}
+	if allowed(t, th, "olga", "192.0.2.50:1") {
+		t.Error("admitted after the 5 reserved attempts failed")
 	}
-	if elapsed := time.Since(start); elapsed > interval {
-		t.Errorf("another user's attempts took %v: slowed down", elapsed)
+	admitted, refused = burst(func(i int) string { return fmt.Sprint("user", i) }, "192.0.2.51:1")
+	if len(admitted) != 20 || refused != 180 {
+		t.Fatalf("many usernames, one address: %d admitted, %d refused; want 20 and 180", len(admitted), refused)
+	}
+	// Given back without counting, the slots admit again.
+	for _, a := range admitted {
+		a.Release()
+	}
+	if !allowed(t, th, "user0", "192.0.2.51:1") {
+		t.Error("released slots were not given back")
 	}
 }
 
-func TestDistributedAttackStormDoesNotLockOutUser(t *testing.T) {
-	const interval = 10 * time.Millisecond
-	th := throttle.New(throttle.Config{UserLimit: 10, UserInterval: interval})
-	for i := range 10 {
-		th.Fail("mallory-target", fmt.Sprintf("100.64.0.%d:1", i))
+// TestBusySlotsWaitForTheAttemptsInFlight: attempts finding every slot held by attempts in
+// flight wait for them: admitted when they succeed (many correct logins at once), refused when
+// they fail; the number of checks stays at the limit.
+func TestBusySlotsWaitForTheAttemptsInFlight(t *testing.T) {
+	th := throttle.New(throttle.Config{BusyWait: time.Minute}) // real clock: waiting is real
+	run := func(addr string, n int, succeed bool) (admitted, refused int) {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				a, _, ok := th.Begin(context.Background(), "sam", addr, "")
+				mu.Lock()
+				defer mu.Unlock()
+				if !ok {
+					refused++
+					return
+				}
+				admitted++
+				if succeed {
+					a.Succeed()
+				} else {
+					a.Fail()
+				}
+			})
+		}
+		wg.Wait()
+		return admitted, refused
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				th.Allow(ctx, "mallory-target", fmt.Sprintf("100.66.0.%d:1", i))
+	if admitted, refused := run("10.5.0.1:1", 32, true); admitted != 32 || refused != 0 {
+		t.Errorf("32 correct logins at once: %d admitted, %d refused; want all admitted", admitted, refused)
+	}
+	if admitted, refused := run("10.5.0.2:1", 200, false); admitted != 5 || refused != 195 {
+		t.Errorf("200 wrong logins at once: %d admitted, %d refused; want 5 and 195", admitted, refused)
+	}
+	// Waiting is bounded by the context; waiters are admitted as the slot frees.
+	th2, _ := newThrottle(throttle.Config{UserAddrLimit: 1, BusyWait: time.Hour})
+	held, _, ok := th2.Begin(context.Background(), "tom", "10.5.0.3:1", "")
+	if !ok {
+		t.Fatal("first attempt refused")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, retry, ok := th2.Begin(ctx, "tom", "10.5.0.3:1", ""); ok || retry < time.Second {
+		t.Errorf("a waiter past its context: %v %v, want refused", retry, ok)
+	}
+	gone := make(chan bool, throttle.MaxWaiters)
+	for range throttle.MaxWaiters {
+		go func() {
+			a, _, ok := th2.Begin(context.Background(), "tom", "10.5.0.3:1", "")
+			if ok {
+				a.Release()
+			}
+			gone <- ok
+		}()
+	}
+	held.Release()
+	for range throttle.MaxWaiters {
+		if !<-gone {
+			t.Error("a waiter was refused after the attempt in flight was released")
+		}
+	}
+}
+
+// TestSucceedGivesTheSlotBack: a success is not a failure, and holds no slot once ended.
+func TestSucceedGivesTheSlotBack(t *testing.T) {
+	th, _ := newThrottle(throttle.Config{UserAddrLimit: 2})
+	for range 10 {
+		a, _, ok := th.Begin(context.Background(), "pia", "10.3.0.1:1", "")
+		if !ok {
+			t.Fatal("a successful user was refused")
+		}
+		a.Succeed()
+	}
+}
+
+// TestDistributedAttackLocksOutOnlyUntrustedClients is OWASP's device cookie scheme: after
+// UserLimit failures on a username from many addresses, an untrusted client is refused at
+// once with a retry delay, while a trusted address and a device token of the username still
+// get their attempts, a device token within its own failure budget.
+func TestDistributedAttackLocksOutOnlyUntrustedClients(t *testing.T) {
+	th, clock := newThrottle(throttle.Config{UserLimit: 10, DeviceLimit: 3})
+	th.Succeed("ivan", "198.18.0.1:443") // ivan's usual address
+	for i := range 10 {
+		a, _, ok := th.Begin(context.Background(), "ivan", fmt.Sprintf("100.64.0.%d:1", i), "")
+		if !ok {
+			t.Fatalf("attack attempt %d refused before the username limit", i)
+		}
+		a.Fail()
+	}
+	retry, ok := check(th, "ivan", "100.65.0.1:1")
+	if ok || retry < time.Second || retry > 10*time.Minute+time.Second {
+		t.Fatalf("untrusted client during the attack: %v, %v; want refused with a retry within the window", retry, ok)
+	}
+	if !allowed(t, th, "ivan", "198.18.0.1:1") {
+		t.Error("the trusted address was refused during the attack")
+	}
+	if !allowed(t, th, "judy", "100.65.0.1:1") {
+		t.Error("another username refused")
+	}
+	// A device token from a new address gets through, until its own budget is spent.
+	for i := range 3 {
+		a, _, ok := th.Begin(context.Background(), "ivan", fmt.Sprintf("100.70.0.%d:1", i), "dev-1")
+		if !ok {
+			t.Fatalf("device attempt %d refused", i)
+		}
+		if !a.Trusted() {
+			t.Error("a device attempt is not reported trusted")
+		}
+		a.Fail()
+	}
+	if a, _, ok := th.Begin(context.Background(), "ivan", "100.71.0.1:1", "dev-1"); ok {
+		a.Release()
+		t.Error("a device token over its failure budget was admitted")
+	}
+	if a, _, ok := th.Begin(context.Background(), "ivan", "100.71.0.1:1", "dev-2"); !ok {
+		t.Error("another device token was refused")
+	} else {
+		a.Succeed()
+	}
+	// The untrusted lock-out ends when the failures leave the window.
+	clock.advance(10*time.Minute + time.Second)
+	if !allowed(t, th, "ivan", "100.65.0.1:1") {
+		t.Error("untrusted client still refused after the window")
+	}
+}
+
+// TestUntrustedSlotsBoundedInParallel: untrusted attempts from many addresses reserve the
+// username's slots too.
+func TestUntrustedSlotsBoundedInParallel(t *testing.T) {
+	th, _ := newThrottle(throttle.Config{UserLimit: 10, BusyWait: -1})
+	var n sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for i := range 100 {
+		n.Go(func() {
+			if _, _, ok := th.Begin(context.Background(), "quinn", fmt.Sprintf("100.64.1.%d:1", i), ""); ok {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
 			}
 		})
 	}
-	time.Sleep(5 * interval)
-	refused := 0
-	for range 5 {
-		if _, ok := th.Allow(context.Background(), "mallory-target", "198.18.0.1:443"); !ok {
-			refused++
-		}
-		time.Sleep(interval)
+	n.Wait()
+	if admitted != 10 {
+		t.Errorf("%d untrusted attempts admitted at once, want 10", admitted)
 	}
-	cancel()
-	wg.Wait()
-	if refused > 0 {
-		t.Errorf("the real user was refused %d of 5 times during the storm", refused)
+	if !allowed(t, th, "quinn-other", "100.64.1.1:1") {
+		t.Error("another username refused")
 	}
 }
 
-func TestAllowRespectsContextWhenSlowed(t *testing.T) {
-	th := throttle.New(throttle.Config{UserLimit: 2, UserInterval: time.Hour})
-	th.Fail("kim", "1.1.1.1:1")
-	th.Fail("kim", "1.1.1.2:1")
-	if !allowed(t, th, "kim", "1.1.1.3:1") { // the burst token
-		t.Fatal("first attempt refused")
+// TestTrustAndDeviceStateRestore: persisted trust and device state are taken back.
+func TestTrustAndDeviceStateRestore(t *testing.T) {
+	th, clock := newThrottle(throttle.Config{UserLimit: 2, DeviceLimit: 2})
+	until := clock.now().Add(time.Hour)
+	th.Trust("rita", "10.4.0.1:9", until)
+	if got := th.TrustedUntil("RITA", "10.4.0.1:1"); !got.Equal(until) {
+		t.Errorf("TrustedUntil = %v, want %v", got, until)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	retry, ok := th.Allow(ctx, "kim", "1.1.1.4:1")
-	if ok || retry != time.Hour {
-		t.Errorf("Allow = %v, %v; want refused with retry of one interval", retry, ok)
+	th.Fail("rita", "10.4.0.2:1")
+	th.Fail("rita", "10.4.0.3:1")
+	if allowed(t, th, "rita", "10.4.0.4:1") {
+		t.Fatal("untrusted client admitted over the username limit")
 	}
-	if time.Since(start) > 5*time.Second {
-		t.Error("Allow waited beyond its context")
+	if !allowed(t, th, "rita", "10.4.0.1:1") {
+		t.Error("restored trusted pair refused")
+	}
+	th.RestoreDevice("dev-x", throttle.State{Fails: []time.Time{clock.now(), clock.now()}, LockedUntil: clock.now().Add(time.Minute), Locks: 1})
+	if a, _, ok := th.Begin(context.Background(), "rita", "10.4.0.5:1", "dev-x"); ok {
+		a.Release()
+		t.Error("restored locked device admitted")
+	}
+	if s := th.DeviceState("dev-x"); len(s.Fails) != 2 || s.Locks != 1 {
+		t.Errorf("DeviceState = %+v", s)
+	}
+	clock.advance(time.Hour + time.Second)
+	if !th.TrustedUntil("rita", "10.4.0.1:1").IsZero() {
+		t.Error("trust did not expire")
 	}
 }
 
@@ -344,19 +501,27 @@ func TestIPv6AddressesKeyedByHost(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	// A tiny UserInterval: the usernames below soon count as under attack, and Allow then waits.
-	th := throttle.New(throttle.Config{UserInterval: time.Millisecond})
+	th := throttle.New(throttle.Config{})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
 				user := fmt.Sprint("u", i%7)
 				addr := fmt.Sprintf("10.%d.0.%d:1", g, i%13)
-				th.Allow(context.Background(), user, addr)
-				th.Fail(user, addr)
-				if i%17 == 0 {
-					th.Succeed(user, addr)
+				a, _, ok := th.Begin(context.Background(), user, addr, fmt.Sprint("d", i%3))
+				if i%11 == 0 {
+					th.Fail(user, addr)
 				}
+				switch {
+				case !ok:
+				case i%17 == 0:
+					a.Succeed()
+				case i%5 == 0:
+					a.Release()
+				default:
+					a.Fail()
+				}
+				th.Fail(user, addr)
 				if i%50 == 0 {
 					th.Sweep()
 				}

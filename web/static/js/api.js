@@ -6,6 +6,7 @@
 // notices ("connection", "reconnected") are delivered to listeners registered with on().
 
 const TOKEN_KEY = "gatehouse.token";
+const DEVICE_KEY_PREFIX = "gatehouse.device."; // + lower-cased username: that user's device token
 
 /** Status codes of the Leosac dialect (README), plus client-side ones (negative). */
 export const Status = Object.freeze({
@@ -254,9 +255,22 @@ export class Api {
     }
   }
 
-  /** login calls create_auth_token, keeps the token and returns whoami's reply. */
+  /**
+   * login calls create_auth_token, keeps the token and returns whoami's reply. It sends the
+   * device token kept from this user's last login in this browser, and keeps the new one the
+   * server returns (OWASP device cookies: a known device still logs in while the username is
+   * under a password-guessing attack). Device tokens live in localStorage, one per username.
+   */
   async login(username, password) {
-    const r = await this.call("create_auth_token", { username, password });
+    const key = DEVICE_KEY_PREFIX + username.toLowerCase();
+    const content = { username, password };
+    let device = null;
+    try { device = localStorage.getItem(key); } catch { /* storage disabled */ }
+    if (device) content.device_token = device;
+    const r = await this.call("create_auth_token", content);
+    if (r.device_token) {
+      try { localStorage.setItem(key, r.device_token); } catch { /* storage full or disabled */ }
+    }
     this.token = r.token;
     this.me = await this.call("whoami", {});
     return this.me;
