@@ -342,7 +342,10 @@ func wantGranted(t *testing.T, what string, res auth.LoginResult, err error) {
 // restart on the same data directory.
 func TestAttackFrom50AddressesNeverLocksOutTheUser(t *testing.T) {
 	t.Parallel()
-	srv := coretest.Start(t, cheapHashes)
+	// Locks last an hour, so that the phone's lock taken before the restart still holds after
+	// it however slowly a loaded machine gets there (the default 30 s may pass meanwhile).
+	srv := coretest.Start(t, coretest.WithModuleConfig("auth",
+		`{"password_hash": {"memory_kib": 256, "iterations": 1}, "throttle": {"base_delay": "1h", "max_delay": "1h"}}`))
 	m := authModule(t, srv)
 	addUser(t, srv, "alice", "alice-password", core.RankUser)
 	sub, err := srv.App().Bus().Subscribe(core.SubscribeOptions{Name: "test-logins", Queue: 100_000}, "auth.login", "auth.failed")
