@@ -52,3 +52,17 @@ func sameOrigin(r *http.Request, origin *url.URL, trusted func(origin *url.URL) 
 	}
 	return strings.EqualFold(origin.Scheme, scheme) && strings.EqualFold(origin.Host, r.Host)
 }
+
+// Origins returns a CrossSite trust function that accepts exactly the listed origins
+// (scheme://host[:port], compared without case; a trailing slash is ignored).
+func Origins(list []string) func(origin *url.URL) bool {
+	return func(u *url.URL) bool {
+		origin := u.Scheme + "://" + u.Host
+		for _, o := range list {
+			if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+				return true
+			}
+		}
+		return false
+	}
+}

@@ -55,3 +55,23 @@ func TestCrossSite(t *testing.T) {
 		})
 	}
 }
+
+func TestOrigins(t *testing.T) {
+	trusted := Origins([]string{"https://UI.example.com/", "http://kiosk.example.com:8080"})
+	for origin, want := range map[string]bool{
+		"https://ui.example.com":        true,
+		"http://ui.example.com":         false,
+		"https://ui.example.com:8443":   false,
+		"http://kiosk.example.com:8080": true,
+		"http://kiosk.example.com":      false,
+		"https://evil.example":          false,
+	} {
+		u, err := url.Parse(origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := trusted(u); got != want {
+			t.Errorf("Origins(...)(%s) = %v, want %v", origin, got, want)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,15 +87,7 @@ func (m *Module) portalURL(r *http.Request) string {
 // crossSite reports whether a browser sent the request from another site than this server or
 // one of AllowedOrigins (core.CrossSite).
 func (m *Module) crossSite(r *http.Request) bool {
-	return core.CrossSite(r, func(u *url.URL) bool {
-		origin := u.Scheme + "://" + u.Host
-		for _, o := range m.AllowedOrigins {
-			if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
-				return true
-			}
-		}
-		return false
-	})
+	return core.CrossSite(r, core.Origins(m.AllowedOrigins))
 }
 
 // session returns the valid session of the request's cookie (sliding its token when slide) and

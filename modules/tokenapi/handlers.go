@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -395,13 +394,5 @@ func (m *Module) loginName(ctx context.Context, login string) string {
 // crossSite reports whether a browser sent the request from another site than this server or
 // one of AllowedOrigins (core.CrossSite).
 func (m *Module) crossSite(r *http.Request) bool {
-	return core.CrossSite(r, func(u *url.URL) bool {
-		origin := u.Scheme + "://" + u.Host
-		for _, o := range m.AllowedOrigins {
-			if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
-				return true
-			}
-		}
-		return false
-	})
+	return core.CrossSite(r, core.Origins(m.AllowedOrigins))
 }
