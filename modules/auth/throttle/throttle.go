@@ -295,13 +295,13 @@ func (t *Throttle) refusal(r *record, limit int, lock bool, now time.Time) (time
 	return r.Fails[len(r.Fails)-limit].Add(t.cfg.Window).Sub(now), false
 }
 
-// Fail ends the attempt as a failed password check: its reservations become failures.
-func (a *Attempt) Fail() {
+// end ends the attempt once: under the throttle's lock, its reservations are given back, then
+// outcome (if not nil) records what the attempt came to, then waiting attempts are woken.
+func (a *Attempt) end(outcome func(t *Throttle)) {
 	if a == nil {
 		return
 	}
 	t := a.t
-	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a.ended {
@@ -311,8 +311,19 @@ func (a *Attempt) Fail() {
 	for _, k := range a.keys {
 		t.release(k)
 	}
-	t.fail(a.user, a.addr, a.device, a.userSlot, now)
+	if outcome != nil {
+		outcome(t)
+	}
 	t.ended()
+}
+
+// Fail ends the attempt as a failed password check: its reservations become failures.
+func (a *Attempt) Fail() {
+	if a == nil {
+		return
+	}
+	now := a.t.now()
+	a.end(func(t *Throttle) { t.fail(a.user, a.addr, a.device, a.userSlot, now) })
 }
 
 // Succeed ends the attempt as a successful login: its reservations are given back, the
@@ -320,45 +331,19 @@ func (a *Attempt) Fail() {
 // token's failures are forgotten. The address and username records keep their failures, so a
 // valid account cannot be used to reset them.
 func (a *Attempt) Succeed() {
-	if a == nil {
-		return
-	}
-	t := a.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if a.ended {
-		return
-	}
-	a.ended = true
-	for _, k := range a.keys {
-		t.release(k)
-	}
-	t.succeed(a.user, a.addr)
-	if a.device != "" {
-		if r := t.recs[deviceKey(a.device)]; r != nil && r.pending == 0 && r.waiting == 0 {
-			delete(t.recs, deviceKey(a.device))
+	a.end(func(t *Throttle) {
+		t.succeed(a.user, a.addr)
+		if a.device != "" {
+			if r := t.recs[deviceKey(a.device)]; r != nil && r.pending == 0 && r.waiting == 0 {
+				delete(t.recs, deviceKey(a.device))
+			}
 		}
-	}
-	t.ended()
+	})
 }
 
 // Release ends the attempt without counting it (the password was not checked: a technical
 // error).
-func (a *Attempt) Release() {
-	if a == nil {
-		return
-	}
-	a.t.mu.Lock()
-	defer a.t.mu.Unlock()
-	if a.ended {
-		return
-	}
-	a.ended = true
-	for _, k := range a.keys {
-		a.t.release(k)
-	}
-	a.t.ended()
-}
+func (a *Attempt) Release() { a.end(nil) }
 
 func (t *Throttle) release(key string) {
 	if r := t.recs[key]; r != nil && r.pending > 0 {
