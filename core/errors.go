@@ -9,6 +9,8 @@ import (
 	"net/http"
 
 	"gorm.io/gorm"
+
+	"gatehouse/db"
 )
 
 // Code is a gatehouse status code. Its numeric values are Leosac's APIStatusCode values, so a
@@ -163,6 +165,10 @@ func StatusOf(err error) (e *Error, incidentID string) {
 		return E(InvalidArgument, "The value is already in use.", err), ""
 	case errors.Is(err, gorm.ErrForeignKeyViolated):
 		return E(InvalidArgument, "The operation refers to or is referred to by another entity.", err), ""
+	case db.StorageError(err):
+		// Disk full, I/O error: /healthz, the metric and the log already say so.
+		id := incident()
+		return E(DatabaseError, "The database cannot store data right now (incident "+id+").", err), id
 	}
 	id := incident()
 	return E(GeneralFailure, "Internal error (incident "+id+").", err), id

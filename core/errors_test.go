@@ -200,3 +200,20 @@ func TestValidation(t *testing.T) {
 		t.Errorf("empty content = %s, want {\"errors\":[]}", empty)
 	}
 }
+
+// sqliteErr is an error with a SQLite result code, as the driver returns them.
+type sqliteErr int
+
+func (e sqliteErr) Error() string { return fmt.Sprintf("sqlite error (%d)", int(e)) }
+func (e sqliteErr) Code() int     { return int(e) }
+
+func TestStatusOfStorageError(t *testing.T) {
+	full := fmt.Errorf("create user: %w", sqliteErr(13)) // SQLITE_FULL
+	e, id := StatusOf(full)
+	if e.Code != DatabaseError || id == "" || !strings.Contains(e.Msg, id) {
+		t.Errorf("disk full: %v %q, want DATABASE_ERROR with an incident id", e.Code, id)
+	}
+	if e, _ := StatusOf(fmt.Errorf("x: %w", sqliteErr(19))); e.Code != GeneralFailure { // a constraint is no storage error
+		t.Errorf("constraint: %v, want GENERAL_FAILURE", e.Code)
+	}
+}
