@@ -36,8 +36,8 @@ type ServerOptions struct {
 	AfterListen func() error
 }
 
-// Server is one gatehouse process: the database, the one HTTP listener (plain or TLS), and the
-// App of modules behind it. A restart (Leosac's restart call) replaces the App in-process while
+// Server is one gatehouse process: the database, the HTTP listener (plain or TLS; with the
+// optional Unix socket and sysadm listener), and the App of modules behind it. A restart (Leosac's restart call) replaces the App in-process while
 // the listener and database stay open.
 type Server struct {
 	opts    ServerOptions
@@ -57,7 +57,7 @@ type Server struct {
 	restart   chan struct{}
 }
 
-// NewServer binds the listener (and the optional Unix socket), runs AfterListen, opens the
+// NewServer binds the listener (and the optional Unix socket and sysadm listener), runs AfterListen, opens the
 // database (applying migrations) and builds the App of configured modules. Nothing is served
 // until Run.
 func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
