@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +50,14 @@ func (c *Context) Metrics() prometheus.Registerer { return c.app.metrics }
 // Handle registers an HTTP handler on the one listener, with net/http ServeMux patterns
 // ("GET /healthz", "/websocket").
 func (c *Context) Handle(pattern string, h http.Handler) { c.app.mux.Handle(pattern, h) }
+
+// HandleSysadm registers an HTTP handler on the sysadm listener (Config.SysadmListen), which
+// serves nothing else. A websocket upgrade request for "/" on the main listener (and on the Unix
+// socket) is served by this mux too: the sysadm clients connect to the root path.
+func (c *Context) HandleSysadm(pattern string, h http.Handler) {
+	c.app.sysadmMux.Handle(pattern, h)
+	c.app.sysadmRoutes = true
+}
 
 // LogRing returns the recent log lines kept in memory (nil when the process keeps none).
 func (c *Context) LogRing() *LogRing { return c.app.logRing }
@@ -109,9 +118,13 @@ type App struct {
 	methods *Methods
 	metrics *prometheus.Registry
 	mux     *http.ServeMux
-	mods    []*loadedModule
-	started time.Time
-	healthy atomic.Bool
+	// sysadmMux holds the routes of the sysadm listener (HandleSysadm); sysadmRoutes tells
+	// whether a module registered any.
+	sysadmMux    *http.ServeMux
+	sysadmRoutes bool
+	mods         []*loadedModule
+	started      time.Time
+	healthy      atomic.Bool
 }
 
 // NewApp decodes, provisions and validates the configured modules in configuration order. If
@@ -128,17 +141,18 @@ func NewApp(cfg Config, reg *Registry, deps Deps) (*App, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &App{
-		cfg:     cfg,
-		log:     deps.Log,
-		db:      deps.DB,
-		out:     deps.Out,
-		restart: deps.Restart,
-		logRing: deps.LogRing,
-		bus:     NewBus(deps.Log.With().Str("module", "bus").Logger(), time.Second),
-		methods: NewMethods(metrics),
-		metrics: metrics,
-		mux:     http.NewServeMux(),
-		started: time.Now(),
+		cfg:       cfg,
+		log:       deps.Log,
+		db:        deps.DB,
+		out:       deps.Out,
+		restart:   deps.Restart,
+		logRing:   deps.LogRing,
+		bus:       NewBus(deps.Log.With().Str("module", "bus").Logger(), time.Second),
+		methods:   NewMethods(metrics),
+		metrics:   metrics,
+		mux:       http.NewServeMux(),
+		sysadmMux: http.NewServeMux(),
+		started:   time.Now(),
 	}
 	if a.db != nil {
 		metrics.MustRegister(
@@ -219,13 +233,19 @@ func ModuleValue(cfg Config, reg *Registry, id string) (_ Module, ok bool, _ err
 	return nil, false, nil
 }
 
+// SysadmModuleID is the module that serves the sysadm listener (Config.SysadmListen).
+const SysadmModuleID = "sysadm"
+
 // CheckModules decodes every enabled module of cfg with its defaults applied and runs its
 // Validate and CheckConfig, without side effects, and returns the effective configuration: cfg
 // with each module's config replaced by its decoded, defaulted value marshalled to JSON,
-// secrets redacted (SecretRedactor). Every problem found is reported, joined. NewServer runs it
+// secrets redacted (SecretRedactor). Config.SysadmListen requires the SysadmModuleID module. Every problem found is reported, joined. NewServer runs it
 // before creating anything; check-config prints its result.
 func CheckModules(cfg Config, reg *Registry) (Config, error) {
 	var errs []error
+	if cfg.SysadmListen != "" && !slices.ContainsFunc(cfg.EnabledModules(), func(mc ModuleConfig) bool { return mc.Module == SysadmModuleID }) {
+		errs = append(errs, errors.New("sysadm_listen is set but no module serves it: enable the sysadm module or drop sysadm_listen"))
+	}
 	eff := cfg
 	eff.Modules = make([]ModuleConfig, 0, len(cfg.Modules))
 	for _, mc := range cfg.Modules {

@@ -29,6 +29,11 @@ type Config struct {
 	// Unix, if set, is the path of a Unix socket on which the same handler is also served
 	// (mode 0660, removed on shutdown); requests on it carry the peer's credentials (PeerCred).
 	Unix string `json:"unix,omitempty"`
+	// SysadmListen, if set, is the address of a second TCP listener that serves only the sysadm
+	// dialect, its websocket at the root path "/" and its REST calls, as TrueOS sysadm's own
+	// server does on port 12150 (the clients cannot add a path). It uses the main listener's
+	// TLS settings, Host check and timeouts. Default: off.
+	SysadmListen string `json:"sysadm_listen,omitempty"`
 	// Hostnames are the names (or addresses) clients reach this server by, besides those always
 	// accepted: the host of Listen, this machine's host name, the address a connection came in
 	// on, and localhost on a loopback connection. A request over TCP whose Host header names
@@ -156,6 +161,11 @@ func (c Config) Validate() error {
 			errs = append(errs, err)
 		}
 	}
+	if c.SysadmListen != "" {
+		if err := checkListen(c.SysadmListen); err != nil {
+			errs = append(errs, fmt.Errorf("sysadm_listen: %w", err))
+		}
+	}
 	if c.Timezone != "" {
 		if _, err := time.LoadLocation(c.Timezone); err != nil {
 			errs = append(errs, fmt.Errorf("timezone: %w", err))
@@ -254,7 +264,7 @@ func position(b []byte, offset int64) (line, col int) {
 const EnvPrefix = "GATEHOUSE_"
 
 // ApplyEnv overrides fields from GATEHOUSE_* variables looked up through getenv: INSTANCE_NAME,
-// DATA, LISTEN, UNIX, TLS_CERT, TLS_KEY, TLS_SELF_SIGNED, LOG_LEVEL, LOG_FORMAT, DEMO, TIMEZONE,
+// DATA, LISTEN, UNIX, SYSADM_LISTEN, TLS_CERT, TLS_KEY, TLS_SELF_SIGNED, LOG_LEVEL, LOG_FORMAT, DEMO, TIMEZONE,
 // ADMIN_PASSWORD.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str := func(name string, dst *string) {
@@ -278,6 +288,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	str("DATA", &c.Data)
 	str("LISTEN", &c.Listen)
 	str("UNIX", &c.Unix)
+	str("SYSADM_LISTEN", &c.SysadmListen)
 	str("TLS_CERT", &c.TLSCert)
 	str("TLS_KEY", &c.TLSKey)
 	str("LOG_LEVEL", &c.LogLevel)

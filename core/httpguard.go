@@ -74,7 +74,7 @@ func normalHost(h string) (string, error) {
 // hostGuard is the first handler of the TCP listener. It refuses a request whose Host header
 // is not a name of this server (421), which defeats DNS rebinding: a page of another site whose
 // name an attacker re-points at this server's address reaches it with the attacker's name in
-// Host. Accepted: the names in Config.Hostnames, the host of Config.Listen and this machine's
+// Host. Accepted: the names in Config.Hostnames, the hosts of Config.Listen and Config.SysadmListen and this machine's
 // host name; an IP address the connection was accepted on (whatever the port); "localhost" and
 // "*.localhost" on a connection to a loopback address; no Host at all (HTTP/1.0, which no
 // browser sends). Under TLS every answer carries HSTS.
@@ -95,9 +95,11 @@ func newHostGuard(cfg Config, next http.Handler, log zerolog.Logger) *hostGuard 
 	for _, h := range cfg.Hostnames {
 		add(h)
 	}
-	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
-		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
-			add(host)
+	for _, l := range []string{cfg.Listen, cfg.SysadmListen} {
+		if host, _, err := net.SplitHostPort(l); err == nil && host != "" {
+			if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+				add(host)
+			}
 		}
 	}
 	if h, err := os.Hostname(); err == nil && h != "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -35,8 +36,8 @@ type ServerOptions struct {
 	AfterListen func() error
 }
 
-// Server is one gatehouse process: the database, the one HTTP listener (plain or TLS), and the
-// App of modules behind it. A restart (Leosac's restart call) replaces the App in-process while
+// Server is one gatehouse process: the database, the HTTP listener (plain or TLS; with the
+// optional Unix socket and sysadm listener), and the App of modules behind it. A restart (Leosac's restart call) replaces the App in-process while
 // the listener and database stay open.
 type Server struct {
 	opts    ServerOptions
@@ -48,12 +49,15 @@ type Server struct {
 	srv     *http.Server
 	unixLn  net.Listener // the --unix listener and its server; nil when not configured
 	unixSrv *http.Server
-	scheme  string
-	current atomic.Pointer[App]
-	restart chan struct{}
+	// sysadmLn and sysadmSrv are the --sysadm-listen listener and its server; nil when off.
+	sysadmLn  net.Listener
+	sysadmSrv *http.Server
+	scheme    string
+	current   atomic.Pointer[App]
+	restart   chan struct{}
 }
 
-// NewServer binds the listener (and the optional Unix socket), runs AfterListen, opens the
+// NewServer binds the listener (and the optional Unix socket and sysadm listener), runs AfterListen, opens the
 // database (applying migrations) and builds the App of configured modules. Nothing is served
 // until Run.
 func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
@@ -88,6 +92,9 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 		if s.unixLn != nil {
 			_ = s.unixLn.Close()
 		}
+		if s.sysadmLn != nil {
+			_ = s.sysadmLn.Close()
+		}
 		if s.ln != nil && opts.Listener == nil {
 			_ = s.ln.Close()
 		}
@@ -107,6 +114,11 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 			return nil, err
 		}
 		s.unixLn = ul
+	}
+	if cfg.SysadmListen != "" {
+		if s.sysadmLn, err = net.Listen("tcp", cfg.SysadmListen); err != nil {
+			return nil, fmt.Errorf("sysadm_listen on %s: %w", cfg.SysadmListen, err)
+		}
 	}
 	if opts.AfterListen != nil {
 		if err := opts.AfterListen(); err != nil {
@@ -128,6 +140,9 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 	}
 	if app, err = s.newApp(); err != nil {
 		return nil, err
+	}
+	if s.sysadmLn != nil && !app.sysadmRoutes {
+		return nil, errors.New("config: sysadm_listen is set but no module serves it: enable the sysadm module or drop sysadm_listen")
 	}
 	s.current.Store(app)
 
@@ -168,6 +183,23 @@ func NewServer(ctx context.Context, opts ServerOptions) (_ *Server, err error) {
 			ErrorLog:          s.srv.ErrorLog,
 		}
 	}
+	if s.sysadmLn != nil {
+		// Its own server (and TLS configuration), with the same guard and limits as the main one.
+		s.sysadmSrv = &http.Server{
+			Handler:           newHostGuard(cfg, http.HandlerFunc(s.serveSysadm), httpLog),
+			ReadHeaderTimeout: s.srv.ReadHeaderTimeout,
+			ReadTimeout:       s.srv.ReadTimeout,
+			MaxHeaderBytes:    s.srv.MaxHeaderBytes,
+			IdleTimeout:       s.srv.IdleTimeout,
+			ErrorLog:          s.srv.ErrorLog,
+		}
+		if tlsCfg != nil {
+			s.sysadmSrv.TLSConfig = tlsCfg.Clone()
+		} else if !isLoopback(s.sysadmLn.Addr()) {
+			opts.Log.Warn().Str("addr", s.sysadmLn.Addr().String()).
+				Msg("sysadm listener on a non-loopback address without TLS: passwords and tokens cross the network in clear")
+		}
+	}
 	return s, nil
 }
 
@@ -189,7 +221,38 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "restarting", http.StatusServiceUnavailable)
 		return
 	}
+	if r.URL.Path == "/" && app.sysadmRoutes && isWebsocketUpgrade(r) {
+		// sysadm clients open their websocket at the root path; browsers GET the dashboard.
+		app.sysadmMux.ServeHTTP(w, r)
+		return
+	}
 	app.mux.ServeHTTP(w, r)
+}
+
+// serveSysadm is the handler of the sysadm listener: only the routes of HandleSysadm.
+func (s *Server) serveSysadm(w http.ResponseWriter, r *http.Request) {
+	app := s.current.Load()
+	if app == nil {
+		http.Error(w, "restarting", http.StatusServiceUnavailable)
+		return
+	}
+	app.sysadmMux.ServeHTTP(w, r)
+}
+
+// isWebsocketUpgrade reports whether r asks for a websocket (RFC 6455 §4.1: an "Upgrade:
+// websocket" header and "upgrade" among the Connection tokens).
+func isWebsocketUpgrade(r *http.Request) bool {
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Addr returns the address the server listens on.
@@ -197,6 +260,15 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // URL returns the server's base URL, e.g. "http://127.0.0.1:8080".
 func (s *Server) URL() string { return s.scheme + "://" + s.Addr() }
+
+// SysadmURL returns the base URL of the sysadm listener (its websocket is at "/", with the
+// scheme ws or wss instead), or "" when Config.SysadmListen is not set.
+func (s *Server) SysadmURL() string {
+	if s.sysadmLn == nil {
+		return ""
+	}
+	return s.scheme + "://" + s.sysadmLn.Addr().String()
+}
 
 // App returns the App currently serving (it changes on restart).
 func (s *Server) App() *App { return s.current.Load() }
@@ -242,9 +314,25 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error().Err(err).Str("unix", s.cfg.Unix).Msg("unix socket listener failed")
 		}
 	}()
+	sysadmDone := make(chan struct{})
+	go func() {
+		defer close(sysadmDone)
+		if s.sysadmSrv == nil {
+			return
+		}
+		var err error
+		if s.sysadmSrv.TLSConfig != nil {
+			err = s.sysadmSrv.ServeTLS(s.sysadmLn, "", "")
+		} else {
+			err = s.sysadmSrv.Serve(s.sysadmLn)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Str("sysadm_listen", s.cfg.SysadmListen).Msg("sysadm listener failed")
+		}
+	}()
 	// Healthy before the ready line: whoever reads that line may rely on /healthz at once.
 	s.current.Load().healthy.Store(true)
-	s.log.Info().Str("url", s.URL()).Str("unix", s.cfg.Unix).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
+	s.log.Info().Str("url", s.URL()).Str("unix", s.cfg.Unix).Str("sysadm_url", s.SysadmURL()).Strs("modules", s.current.Load().ModuleIDs()).Msg("gatehouse ready")
 
 	var runErr error
 	for {
@@ -276,6 +364,11 @@ func (s *Server) Run(ctx context.Context) error {
 					s.log.Warn().Err(err).Msg("unix socket shutdown incomplete")
 				}
 			}
+			if s.sysadmSrv != nil {
+				if err := s.sysadmSrv.Shutdown(shutdownCtx); err != nil {
+					s.log.Warn().Err(err).Msg("sysadm listener shutdown incomplete")
+				}
+			}
 			cancel()
 		}
 		cancelApp()
@@ -291,6 +384,9 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			runErr = fmt.Errorf("restart: %w", err)
 			_ = s.srv.Close()
+			if s.sysadmSrv != nil {
+				_ = s.sysadmSrv.Close()
+			}
 			break
 		}
 		s.current.Store(next)
@@ -302,6 +398,10 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.unixSrv.Close() // already shut down, unless a restart failed
 	}
 	<-unixDone
+	if s.sysadmSrv != nil {
+		_ = s.sysadmSrv.Close() // already shut down, unless a restart failed
+	}
+	<-sysadmDone
 	stopHealth()
 	<-healthDone
 	if err := s.db.Close(); err != nil && runErr == nil {

@@ -175,13 +175,16 @@ func TestCheckConfigRejectsWhatServeRejects(t *testing.T) {
 	for name, c := range map[string]struct {
 		body, env, want string
 	}{
-		"listen without port":  {`{"listen": "localhost"}`, "", "listen"},
-		"listen port too high": {`{"listen": "127.0.0.1:99999"}`, "", "listen"},
-		"short admin password": {`{}`, "short", "ADMIN_PASSWORD"},
-		"bad module value":     {`{"modules": [{"module": "token", "config": {"leosac": {"idle": "1ms", "max": "1h"}}}]}`, "", "idle must be"},
-		"syntax error":         {"{\n  \"listen\": \"127.0.0.1:8080\",\n  \"data\": tru\n}", "", "line 3, column"},
-		"type error":           {"{\n\n  \"demo\": \"yes\"\n}", "", "line 3, column"},
-		"listed twice":         {`{"modules": [{"module": "auth"}, {"module": "auth"}]}`, "", "twice"},
+		"listen without port":        {`{"listen": "localhost"}`, "", "listen"},
+		"listen port too high":       {`{"listen": "127.0.0.1:99999"}`, "", "listen"},
+		"short admin password":       {`{}`, "short", "ADMIN_PASSWORD"},
+		"bad module value":           {`{"modules": [{"module": "token", "config": {"leosac": {"idle": "1ms", "max": "1h"}}}]}`, "", "idle must be"},
+		"syntax error":               {"{\n  \"listen\": \"127.0.0.1:8080\",\n  \"data\": tru\n}", "", "line 3, column"},
+		"type error":                 {"{\n\n  \"demo\": \"yes\"\n}", "", "line 3, column"},
+		"listed twice":               {`{"modules": [{"module": "auth"}, {"module": "auth"}]}`, "", "twice"},
+		"sysadm_listen without port": {`{"sysadm_listen": "localhost"}`, "", "sysadm_listen"},
+		"sysadm_listen bad port":     {`{"sysadm_listen": "127.0.0.1:sysadm"}`, "", "sysadm_listen"},
+		"sysadm_listen, no sysadm":   {`{"sysadm_listen": "127.0.0.1:0", "modules": [{"module": "sysadm", "disabled": true}]}`, "", "sysadm_listen"},
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
 		if err := os.WriteFile(p, []byte(c.body), 0o600); err != nil {
@@ -204,6 +207,41 @@ func TestCheckConfigRejectsWhatServeRejects(t *testing.T) {
 		}
 		if _, err := os.Stat(data); err == nil {
 			t.Errorf("%s: serve created the data directory before refusing the configuration", name)
+		}
+	}
+}
+
+// TestSysadmListenSettings: --sysadm-listen, GATEHOUSE_SYSADM_LISTEN and the file's
+// sysadm_listen set the sysadm listener, flags winning over the environment over the file; it
+// is off by default.
+func TestSysadmListenSettings(t *testing.T) {
+	if cfg := effective(t); cfg.SysadmListen != "" {
+		t.Errorf("default sysadm_listen %q, want off", cfg.SysadmListen)
+	}
+	p := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(p, []byte(`{"sysadm_listen": "127.0.0.1:12150"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := effective(t, "--config", p); cfg.SysadmListen != "127.0.0.1:12150" {
+		t.Errorf("from the file: %q", cfg.SysadmListen)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"check-config", "--config", p}, "127.0.0.1:12151"},
+		{[]string{"check-config", "--config", p, "--sysadm-listen", "[::1]:12152"}, "[::1]:12152"},
+	} {
+		var out, errOut strings.Builder
+		if code := run(t.Context(), c.args, nil, &out, &errOut, env(map[string]string{"GATEHOUSE_SYSADM_LISTEN": "127.0.0.1:12151"})); code != 0 {
+			t.Fatalf("%q: exit %d: %s", c.args, code, errOut.String())
+		}
+		var cfg core.Config
+		if err := json.Unmarshal([]byte(out.String()), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if cfg.SysadmListen != c.want || !strings.Contains(errOut.String(), "sysadm listen "+c.want) {
+			t.Errorf("%q: sysadm_listen %q (%s), want %q", c.args, cfg.SysadmListen, errOut.String(), c.want)
 		}
 	}
 }

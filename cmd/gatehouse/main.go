@@ -147,7 +147,7 @@ type flags struct {
 	fs                                                 *flag.FlagSet
 	config, data, listen, tlsCert, tlsKey, level, form string
 	selfSigned, demo, foreground, levelSet             bool
-	unix, user                                         string
+	unix, user, sysadmListen                           string
 }
 
 // logLevels maps the accepted --log-level names, zerolog's and xivo-auth's, to zerolog's.
@@ -174,6 +174,7 @@ func newFlags(out io.Writer) *flags {
 	f.fs.StringVar(&f.data, "data", "", "data directory (default ./gatehouse-data)")
 	f.fs.StringVar(&f.listen, "listen", "", "listen address (default 127.0.0.1:8080)")
 	f.fs.StringVar(&f.unix, "unix", "", "also serve on this Unix socket (mode 0660; sysadm peer-credential login)")
+	f.fs.StringVar(&f.sysadmListen, "sysadm-listen", "", "also serve the sysadm dialect alone on this address, its websocket at / (TrueOS sysadm's port is 12150; default off)")
 	f.fs.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate file (PEM)")
 	f.fs.StringVar(&f.tlsKey, "tls-key", "", "TLS key file (PEM)")
 	f.fs.BoolVar(&f.selfSigned, "tls-self-signed", false, "serve TLS with a self-signed certificate kept in the data directory")
@@ -241,6 +242,8 @@ func loadConfigFlags(args []string, stderr io.Writer, getenv func(string) string
 			cfg.Listen = f.listen
 		case "unix":
 			cfg.Unix = f.unix
+		case "sysadm-listen":
+			cfg.SysadmListen = f.sysadmListen
 		case "tls-cert":
 			cfg.TLSCert = f.tlsCert
 		case "tls-key":
@@ -381,7 +384,11 @@ func checkConfig(args []string, stdout, stderr io.Writer, getenv func(string) st
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", out)
-	fmt.Fprintf(stderr, "configuration is valid: data %s, listen %s, modules %d%s\n", cfg.Data, cfg.Listen, len(cfg.EnabledModules()), runsAs)
+	sysadm := ""
+	if cfg.SysadmListen != "" {
+		sysadm = ", sysadm listen " + cfg.SysadmListen
+	}
+	fmt.Fprintf(stderr, "configuration is valid: data %s, listen %s%s, modules %d%s\n", cfg.Data, cfg.Listen, sysadm, len(cfg.EnabledModules()), runsAs)
 	return nil
 }
 

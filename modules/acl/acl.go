@@ -122,12 +122,21 @@ var (
 		"certs.me.read",
 		"certs.me.create",
 		"certs.me.delete",
+		// wazo-auth's names for the same (/0.1/users/{uuid}/…): own user, refresh tokens,
+		// sessions (any client id or session, dotted ones included).
+		"auth.users.me.read",
+		"auth.users.me.tokens.#",
+		"auth.users.me.sessions.#",
 	}
 	viewerACL = []string{
 		"*.read",
 		"*.*.read",
 		"*.*.*.read",
 		"events.read",
+		// Everyone's refresh tokens and sessions are the administrators' (as token.list's
+		// user_id filter is); "*.*.read" would otherwise grant auth.tokens.read.
+		"!auth.tokens.#",
+		"!auth.sessions.#",
 	}
 	managerACL = []string{
 		"access.#",
@@ -151,7 +160,9 @@ var (
 
 // ForRank returns the ACLs a token of a user of rank r carries: administrator "#" (everything);
 // manager and supervisor the site resources with the administrator-only actions negated;
-// viewer every read; user their own profile, password, tokens, certificates and events. An
+// viewer every read except everyone's refresh tokens and sessions (auth.tokens.*,
+// auth.sessions.*); user their own profile, password, tokens, certificates and events, under
+// gatehouse's names and wazo-auth's (auth.users.me.…). An
 // unknown rank gets nothing. The returned slice is the caller's.
 func ForRank(r core.Rank) []string {
 	var out []string

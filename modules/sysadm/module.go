@@ -1,5 +1,6 @@
 // Package sysadm is the TrueOS sysadm dialect (contract §6, reference auth-protocols.md part
-// A): a websocket at /sysadm speaking {"namespace","name","id","args"} envelopes, and the same
+// A): a websocket at /sysadm (and at / on the sysadm listener, and for a websocket upgrade at /
+// on the main listener) speaking {"namespace","name","id","args"} envelopes, and the same
 // calls over REST at /<namespace>/<name>. It authenticates through the auth module (password,
 // token, certificate challenge, or the peer credentials of the Unix socket listener), serves
 // rpc/query, rpc/identify, rpc/settings (certificates), the events namespace (live pushes from
@@ -30,7 +31,7 @@ import (
 )
 
 // ModuleID is the sysadm module's ID.
-const ModuleID = "sysadm"
+const ModuleID = core.SysadmModuleID
 
 // Dialect names the sysadm dialect in sessions, tokens and login events.
 const Dialect = "sysadm"
@@ -123,9 +124,13 @@ func (m *Module) Provision(ctx *core.Context) error {
 	cfg.OnSlow = m.slow.Inc
 	m.hub = wsconn.NewHub(cfg, "sysadm", m.log)
 	ctx.Handle("GET "+m.Path, http.HandlerFunc(m.serveWS))
+	// The sysadm listener (sysadm_listen) serves the websocket at the root, as TrueOS sysadm's
+	// server does; a websocket upgrade for "/" on the main listener lands there too.
+	ctx.HandleSysadm("GET /{$}", http.HandlerFunc(m.serveWS))
 	for _, ns := range restNamespaces {
 		for _, verb := range []string{"GET", "POST", "PUT"} {
 			ctx.Handle(verb+" /"+ns+"/{name}", http.HandlerFunc(m.serveREST))
+			ctx.HandleSysadm(verb+" /"+ns+"/{name}", http.HandlerFunc(m.serveREST))
 		}
 	}
 	return nil

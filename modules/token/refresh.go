@@ -158,3 +158,27 @@ func (s *Store) deleteRefresh(ctx context.Context, userID int64) error {
 	}
 	return nil
 }
+
+// ListRefresh returns the refresh tokens of a user (every user's when userID is 0), oldest
+// first, at most 1000.
+func (s *Store) ListRefresh(ctx context.Context, userID int64) ([]RefreshToken, error) {
+	q := s.db.Read.WithContext(ctx).Order("created_at, id").Limit(1000)
+	if userID > 0 {
+		q = q.Where("user_id = ?", userID)
+	}
+	out := []RefreshToken{}
+	if err := q.Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list refresh tokens: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteRefresh deletes the user's refresh token for the client id and reports whether there
+// was one.
+func (s *Store) DeleteRefresh(ctx context.Context, userID int64, clientID string) (bool, error) {
+	res := s.db.Write.WithContext(ctx).Where("user_id = ? AND client_id = ?", userID, clientID).Delete(&RefreshToken{})
+	if res.Error != nil {
+		return false, fmt.Errorf("delete refresh token: %w", res.Error)
+	}
+	return res.RowsAffected > 0, nil
+}

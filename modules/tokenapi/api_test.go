@@ -258,7 +258,14 @@ func TestHeadGetDelete(t *testing.T) {
 			t.Fatalf("DELETE %s: %d", tk, r.Status)
 		}
 	}
-	wantError(t, c.do("DELETE", "/0.1/token/not-a-token", "", ""), http.StatusNotFound, "")
+	// A malformed token is answered exactly as an unknown one.
+	unknown := c.do("DELETE", "/0.1/token/"+uuid.NewString(), "", "")
+	for _, bad := range []string{"not-a-token", "abcdef", strings.Repeat("a", 64) + "z"} {
+		if r := c.do("DELETE", "/0.1/token/"+bad, "", ""); r.Status != unknown.Status || !bytes.Equal(r.Body, unknown.Body) ||
+			r.Header.Get("Content-Type") != unknown.Header.Get("Content-Type") {
+			t.Fatalf("DELETE malformed %q: %d %s; unknown: %d %s", bad, r.Status, r.Body, unknown.Status, unknown.Body)
+		}
+	}
 	// Other paths under /0.1 answer in the same shape.
 	wantError(t, c.do("GET", "/0.1/nothing", "", ""), http.StatusNotFound, "")
 	wantError(t, c.do("PUT", "/0.1/token", "{}", fooBasic), http.StatusMethodNotAllowed, "")

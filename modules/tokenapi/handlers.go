@@ -156,7 +156,8 @@ func (m *Module) get(w http.ResponseWriter, r *http.Request) {
 }
 
 // delete serves DELETE /0.1/token/{token} and /0.1/token (the token in a header): the token is
-// revoked everywhere (live sessions using it end at once). Unknown tokens answer success too.
+// revoked everywhere (live sessions using it end at once). Unknown and malformed tokens answer
+// the same success.
 func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 	if m.queryToken(w, r) {
 		return
@@ -165,8 +166,10 @@ func (m *Module) delete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A malformed token is answered as an unknown one (wazo-auth: success either way), without a
+	// lookup: the answer tells nothing about which strings are tokens.
 	if !token.Plausible(raw) {
-		m.writeError(w, http.StatusNotFound, "No such token")
+		writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"message": "success"}})
 		return
 	}
 	if err := m.tokens.Revoke(r.Context(), token.Hash(raw), "Token revoked."); err != nil {
@@ -217,7 +220,7 @@ func (m *Module) backends(w http.ResponseWriter, _ *http.Request) {
 
 // notFound answers every other /0.1 path in wazo-auth's error shape.
 func (m *Module) notFound(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
+	switch strings.TrimPrefix(r.URL.Path, APIPrefix) {
 	case "/0.1/token":
 		w.Header().Set("Allow", "DELETE, GET, HEAD, POST")
 		m.writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
@@ -255,23 +258,10 @@ func (m *Module) queryToken(w http.ResponseWriter, r *http.Request) bool {
 // bodyToken (the scopes/check body's "token"). Empty values count as absent. When no place
 // carries a token, or two carry different ones, it answers 400 and ok is false.
 func (m *Module) requestToken(w http.ResponseWriter, r *http.Request, bodyToken string) (raw string, ok bool) {
-	found := []string{r.PathValue("token"), bodyToken}
-	found = append(found, r.Header.Values(AuthTokenHeader)...)
-	for _, v := range r.Header.Values("Authorization") {
-		if scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " "); strings.EqualFold(scheme, "Bearer") {
-			found = append(found, strings.TrimSpace(cred))
-		}
-	}
-	for _, t := range found {
-		switch {
-		case t == "":
-		case raw == "":
-			raw = t
-		case subtle.ConstantTimeCompare([]byte(raw), []byte(t)) != 1:
-			m.writeError(w, http.StatusBadRequest, "Two different tokens in one request: send the token once, in the "+
-				AuthTokenHeader+" header.")
-			return "", false
-		}
+	raw, err := tokenIn(r, bodyToken)
+	if err != nil {
+		m.writeError(w, http.StatusBadRequest, err.Error())
+		return "", false
 	}
 	if raw == "" {
 		m.writeError(w, http.StatusBadRequest, "Missing token: send it in the "+AuthTokenHeader+" header.")
@@ -280,17 +270,45 @@ func (m *Module) requestToken(w http.ResponseWriter, r *http.Request, bodyToken 
 	return raw, true
 }
 
+// tokenIn returns the one token of a request (see requestToken), "" when none, or an error
+// when two places carry different ones.
+func tokenIn(r *http.Request, bodyToken string) (string, error) {
+	found := []string{r.PathValue("token"), bodyToken}
+	found = append(found, r.Header.Values(AuthTokenHeader)...)
+	for _, v := range r.Header.Values("Authorization") {
+		if scheme, cred, _ := strings.Cut(strings.TrimSpace(v), " "); strings.EqualFold(scheme, "Bearer") {
+			found = append(found, strings.TrimSpace(cred))
+		}
+	}
+	raw := ""
+	for _, t := range found {
+		switch {
+		case t == "":
+		case raw == "":
+			raw = t
+		case subtle.ConstantTimeCompare([]byte(raw), []byte(t)) != 1:
+			return "", errors.New("Two different tokens in one request: send the token once, in the " + AuthTokenHeader + " header.")
+		}
+	}
+	return raw, nil
+}
+
 // lookup finds the valid token raw (sliding it: a check on the user's behalf is a use) and its
 // owner, or answers 404 "No such token": for anything not shaped like a token (without a
 // lookup), an unknown, revoked or expired token, or one whose owner is gone or not valid now.
 func (m *Module) lookup(w http.ResponseWriter, r *http.Request, raw string) (*token.Token, auth.User, bool) {
+	return m.lookupOr(w, r, raw, http.StatusNotFound, "No such token")
+}
+
+// lookupOr is lookup answering status with reason instead of 404 "No such token".
+func (m *Module) lookupOr(w http.ResponseWriter, r *http.Request, raw string, status int, reason string) (*token.Token, auth.User, bool) {
 	if !token.Plausible(raw) {
-		m.writeError(w, http.StatusNotFound, "No such token")
+		m.writeError(w, status, reason)
 		return nil, auth.User{}, false
 	}
 	rec, err := m.tokens.UseVia(r.Context(), token.Hash(raw), Dialect)
 	if errors.Is(err, token.ErrInvalid) {
-		m.writeError(w, http.StatusNotFound, "No such token")
+		m.writeError(w, status, reason)
 		return nil, auth.User{}, false
 	}
 	if err != nil {
@@ -299,7 +317,7 @@ func (m *Module) lookup(w http.ResponseWriter, r *http.Request, raw string) (*to
 	}
 	u, err := m.auth.Users().Get(r.Context(), rec.UserID)
 	if errors.Is(err, auth.ErrNoUser) || err == nil && !u.ValidAt(m.now()) {
-		m.writeError(w, http.StatusNotFound, "No such token")
+		m.writeError(w, status, reason)
 		return nil, auth.User{}, false
 	}
 	if err != nil {

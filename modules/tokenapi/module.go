@@ -1,6 +1,7 @@
-// Package tokenapi is the xivo-auth/wazo-auth token REST API (contract §7) at /0.1: create a
-// token with HTTP Basic auth or a refresh token, check it (optionally against an ACL scope),
-// revoke it, check scopes, list the backends. The tokens are those of the one token store, so
+// Package tokenapi is the xivo-auth/wazo-auth token REST API (contract §7) at /0.1 and at
+// /api/auth/0.1: create a token with HTTP Basic auth or a refresh token, check it (optionally
+// against an ACL scope), revoke it, check scopes, list the backends; and today's wazo-auth
+// calls around tokens: status, refresh tokens and sessions (list, delete), one user. The tokens are those of the one token store, so
 // a /0.1 token works in every dialect and any dialect's token is checked here.
 //
 // A token to check or revoke travels in the path (wazo's /0.1/token/{token}), or better in the
@@ -41,6 +42,10 @@ const Dialect = "rest"
 func Info() core.ModuleInfo {
 	return core.ModuleInfo{ID: ModuleID, New: func() core.Module { return new(Module) }}
 }
+
+// APIPrefix is the path prefix today's wazo-auth-client puts before /0.1 by default; every
+// route is served with and without it.
+const APIPrefix = "/api/auth"
 
 // MaxYear is the longest expiration accepted at most: one year, in seconds (contract §4).
 const MaxYear = 365 * 24 * 3600
@@ -115,16 +120,32 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	m.install = id
 
-	ctx.Handle("POST /0.1/token", m.logged(m.create))
-	ctx.Handle("GET /0.1/token/{token}", m.logged(m.get)) // and HEAD
-	ctx.Handle("DELETE /0.1/token/{token}", m.logged(m.delete))
-	ctx.Handle("POST /0.1/token/{token}/scopes/check", m.logged(m.scopesCheck))
+	route := func(method, path string, h http.HandlerFunc) {
+		// Each route also under /api/auth: today's wazo-auth-client's default prefix.
+		for _, prefix := range []string{"", APIPrefix} {
+			ctx.Handle(strings.TrimSpace(method+" "+prefix+path), m.logged(h))
+		}
+	}
+	route("POST", "/0.1/token", m.create)
+	route("GET", "/0.1/token/{token}", m.get) // and HEAD
+	route("DELETE", "/0.1/token/{token}", m.delete)
+	route("POST", "/0.1/token/{token}/scopes/check", m.scopesCheck)
 	// The same, with the token in a header (or the scopes/check body) instead of the path.
-	ctx.Handle("GET /0.1/token", m.logged(m.get)) // and HEAD
-	ctx.Handle("DELETE /0.1/token", m.logged(m.delete))
-	ctx.Handle("POST /0.1/token/scopes/check", m.logged(m.scopesCheck))
-	ctx.Handle("GET /0.1/backends", m.logged(m.backends))
-	ctx.Handle("/0.1/", m.logged(m.notFound))
+	route("GET", "/0.1/token", m.get) // and HEAD
+	route("DELETE", "/0.1/token", m.delete)
+	route("POST", "/0.1/token/scopes/check", m.scopesCheck)
+	route("GET", "/0.1/backends", m.backends)
+	// Today's wazo-auth around tokens (wazo.go).
+	route("GET", "/0.1/status", m.status) // and HEAD
+	route("GET", "/0.1/tokens", m.refreshTokens)
+	route("GET", "/0.1/users/{user}/tokens", m.userRefreshTokens)
+	route("DELETE", "/0.1/users/{user}/tokens/{client_id}", m.deleteUserRefreshToken)
+	route("GET", "/0.1/sessions", m.sessions)
+	route("DELETE", "/0.1/sessions/{session}", m.deleteSession)
+	route("GET", "/0.1/users/{user}/sessions", m.userSessions)
+	route("DELETE", "/0.1/users/{user}/sessions/{session}", m.deleteUserSession)
+	route("GET", "/0.1/users/{user}", m.getUser)
+	route("", "/0.1/", m.notFound)
 	return nil
 }
 

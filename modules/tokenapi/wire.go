@@ -16,7 +16,7 @@ import (
 // segment shaped like a token are replaced by "***" (tokens travel in /0.1 paths). The fixed
 // route /0.1/token/scopes/check (token in a header or the body) is kept as it is.
 func RedactPath(p string) string {
-	if p == "/0.1/token/scopes/check" {
+	if strings.TrimPrefix(p, APIPrefix) == "/0.1/token/scopes/check" {
 		return p
 	}
 	parts := strings.Split(p, "/")
