@@ -171,6 +171,17 @@ func TestLeosacClientsSeeOnlyLeosacTypes(t *testing.T) {
 		t.Errorf("pin-required without a code: %d %s", r.StatusCode, r.Content)
 	}
 	expect("the plain card", "12:af:cd:80", "", true, "granted")
+	// A plain card becomes card + PIN with its PIN, and back.
+	noPIN["code"] = "1357"
+	ok(t, gui.Call("credential.update", map[string]any{"credential_id": plain, "credential-type": "rfid-card", "attributes": noPIN}))
+	expect("the spare card and its new PIN", "12:af:cd:80", "1357", true, "granted")
+	if g, _ := swipe("12:af:cd:80", ""); g {
+		t.Errorf("the spare card alone opens after pin-required")
+	}
+	noPIN["pin-required"] = false
+	delete(noPIN, "code")
+	ok(t, gui.Call("credential.update", map[string]any{"credential_id": plain, "attributes": noPIN}))
+	expect("the spare card alone again", "12:af:cd:80", "", true, "granted")
 	// Door activity: the door's mode changes twice (gatehouse's bit 2^39).
 	ok(t, gui.Call("door.set_mode", map[string]any{"door_id": door, "mode": "locked"}))
 	ok(t, gui.Call("door.set_mode", map[string]any{"door_id": door, "mode": "normal"}))
