@@ -67,7 +67,8 @@ type Session struct {
 	// UserAgent is the client's User-Agent header, if any.
 	UserAgent string
 
-	checked atomic.Pointer[CheckedIdentity] // the Authority's memo of its last Check
+	checked        atomic.Pointer[CheckedIdentity] // the Authority's memo of its last Check
+	gatehouseTypes atomic.Bool                     // opted into gatehouse's JSON:API types
 
 	mu        sync.Mutex
 	tokenHash string // hex SHA-256 of the token; "" when not logged in
@@ -92,6 +93,25 @@ func (s *Session) Checked() *CheckedIdentity { return s.checked.Load() }
 
 // SetChecked stores the Authority's memo of a Check (nil forgets it).
 func (s *Session) SetChecked(c *CheckedIdentity) { s.checked.Store(c) }
+
+// DialectLeosac is the Dialect of sessions of the Leosac websocket dialect.
+const DialectLeosac = "leosac"
+
+// SetGatehouseTypes records whether the client opted into gatehouse's own JSON:API types and
+// audit types (session.set_features {"types": "gatehouse"}); it lasts as long as the session.
+func (s *Session) SetGatehouseTypes(on bool) { s.gatehouseTypes.Store(on) }
+
+// GatehouseTypes reports whether the client opted into gatehouse's own types.
+func (s *Session) GatehouseTypes() bool { return s != nil && s.gatehouseTypes.Load() }
+
+// LeosacTypes reports whether replies to this session may use only the types Leosac 0.8 and
+// its web GUI know: the session is of the Leosac dialect and did not opt into gatehouse's
+// types. A card + PIN credential is then an "rfid-card" with "pin-required": true, and the
+// audit trail shows only Leosac's audit types. Other dialects are gatehouse's own and always
+// get gatehouse's types. A nil session gets gatehouse's types.
+func (s *Session) LeosacTypes() bool {
+	return s != nil && s.Dialect == DialectLeosac && !s.gatehouseTypes.Load()
+}
 
 // NewSession returns a session that is not logged in. notify, if not nil, is called (at most
 // once per login) when the session is ended from elsewhere, e.g. its token was revoked; the

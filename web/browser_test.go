@@ -396,6 +396,7 @@ func TestDashboard(t *testing.T) {
 		coretest.WithModuleConfig("doorman", `{"strike_duration": "1500ms"}`))
 	px := startProxy(t, strings.TrimPrefix(srv.HTTPURL, "http://"))
 	admin := wstest.Dial(t, srv.WSURL)
+	admin.UseGatehouseTypes() // reads the log as the dashboard does: access decisions included
 	admin.Login("admin", coretest.AdminPassword)
 
 	var state struct {
@@ -769,6 +770,7 @@ func TestDashboard(t *testing.T) {
 		page.wait("the connection-lost banner", `document.querySelector("[data-testid=conn-banner]")?.dataset.state === "down"`)
 		srv = srv.Restart()
 		admin = wstest.Dial(outer, srv.WSURL) // lives as long as the server
+		admin.UseGatehouseTypes()
 		admin.Login("admin", coretest.AdminPassword)
 		_, _, s1 := swipe(t, admin, doors["Main entrance"], inesCard)
 		_, _, s2 := swipe(t, admin, doors["Main entrance"], unknownCard)

@@ -82,6 +82,7 @@ func c(m map[string]any) func(fixtures, core.Rank) any {
 func table() []row {
 	return []row{
 		{typ: "get_leosac_version", need: anyone, content: c(map[string]any{})},
+		{typ: "session.set_features", need: anyone, content: c(map[string]any{"types": "leosac"})},
 		{typ: "create_auth_token", need: anonymous, content: c(map[string]any{"username": "x", "password": "y"})},
 		{typ: "authenticate_with_token", need: anonymous, content: c(map[string]any{"token": "x"})},
 		{typ: "logout", need: loggedIn, content: c(map[string]any{}), noCall: true},
@@ -112,6 +113,7 @@ func table() []row {
 		{typ: "search.user_username", need: viewer, content: c(map[string]any{"partial_name": "t"})},
 		{typ: "search.credential_alias", need: viewer, content: c(map[string]any{"partial_name": "c"})},
 		{typ: "search.access_point_alias", need: viewer, content: c(map[string]any{"partial_name": "a"})},
+		{typ: "search.hardware_name", need: admin, content: c(map[string]any{"partial_name": "a"})},
 		{typ: "search.zone_alias", need: viewer, content: c(map[string]any{"partial_name": "b"})},
 		{typ: "search.group_name", need: loggedIn, content: c(map[string]any{"partial_name": "s"})},
 		{typ: "search.door_alias", need: loggedIn, content: c(map[string]any{"partial_name": "f"})},

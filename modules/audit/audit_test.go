@@ -75,6 +75,7 @@ func rankedClients(t *testing.T, srv *coretest.Server) (map[core.Rank]*wstest.Cl
 	}
 	for r := range ids {
 		c := wstest.Dial(t, srv.WSURL)
+		c.UseGatehouseTypes() // these clients read every audit type, as the dashboard does
 		if r == core.RankAdministrator {
 			c.Login("admin", coretest.AdminPassword)
 		} else {
@@ -361,6 +362,7 @@ func TestAuditGetFiltersAndRelationships(t *testing.T) {
 	srv := start(t)
 	l := eventLog(t, srv)
 	admin := wstest.Dial(t, srv.WSURL)
+	admin.UseGatehouseTypes()
 	admin.Login("admin", coretest.AdminPassword)
 	bob := addUser(t, srv, "bob", "bob-password", core.RankManager)
 	carol := addUser(t, srv, "carol", "carol-password", core.RankUser)

@@ -96,6 +96,13 @@ type getRequest struct {
 //	"credential"; login "user"}}
 //
 // Relationships are JSON:API {"data": {…}}, {"data": null} when not set.
+//
+// A client of the Leosac dialect that did not opt into gatehouse's types
+// (core.Session.LeosacTypes) sees only the kinds Leosac's web GUI knows
+// (eventlog.LeosacKinds), whatever enabled_type says (asking only for other kinds finds
+// nothing), with event-masks as the GUI reads them (eventlog.LeosacMask, below 2^30), and a
+// card + PIN credential in a credential entry's data and snapshots as an "rfid-card" with
+// "pin-required" (descriptions are text, written once, and keep gatehouse's type name).
 func (m *Module) auditGet(ctx context.Context, call *core.Call) (any, error) {
 	if err := resource.RequireReader(call.Caller); err != nil {
 		return nil, err
@@ -108,12 +115,18 @@ func (m *Module) auditGet(ctx context.Context, call *core.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	leosac := call.Session.LeosacTypes()
+	if leosac {
+		if q.kinds = leosacKinds(q.kinds); len(q.kinds) == 0 {
+			return getReply{Meta: getMeta{}, Data: []json.RawMessage{}}, nil
+		}
+	}
 	full := resource.IsAdmin(call.Caller)
 	count, events, err := m.find(ctx, q, full)
 	if err != nil {
 		return nil, err
 	}
-	data, truncated, err := encodeEntries(events, full, MaxReplyBytes-1024) // 1 KiB for meta and brackets
+	data, truncated, err := encodeEntries(events, full, leosac, MaxReplyBytes-1024) // 1 KiB for meta and brackets
 	if err != nil {
 		return nil, err
 	}
@@ -127,11 +140,11 @@ func (m *Module) auditGet(ctx context.Context, call *core.Call) (any, error) {
 // encodeEntries encodes the entries of events in order until the next one would take the
 // total past budget bytes (the first one is always kept); truncated reports that some were
 // left out.
-func encodeEntries(events []eventlog.Event, full bool, budget int) (data []json.RawMessage, truncated bool, err error) {
+func encodeEntries(events []eventlog.Event, full, leosac bool, budget int) (data []json.RawMessage, truncated bool, err error) {
 	data = make([]json.RawMessage, 0, len(events))
 	total := 0
 	for i := range events {
-		b, err := json.Marshal(newEntry(&events[i], full))
+		b, err := json.Marshal(newEntry(&events[i], full, leosac))
 		if err != nil {
 			return nil, false, fmt.Errorf("encode audit entry %d: %w", events[i].Seq, err)
 		}
@@ -283,21 +296,32 @@ var targetTypes = map[string]string{
 	eventlog.KindUpdate:      "update",
 }
 
-func newEntry(e *eventlog.Event, full bool) entry {
+// newEntry returns the entry of an event; leosac: as a client of the Leosac dialect sees it.
+func newEntry(e *eventlog.Event, full, leosac bool) entry {
 	data := e.Data
 	if !json.Valid(data) {
 		data = json.RawMessage("{}")
 	}
+	mask := e.Mask
+	if leosac {
+		mask = eventlog.LeosacMask(mask)
+		if e.Kind == eventlog.KindCredential {
+			data = leosacCredentialData(data)
+		}
+	}
 	out := entry{
 		ID: e.Seq, Type: e.Kind,
 		Attributes: entryAttributes{
-			EventMask: e.Mask, Timestamp: e.Time.Unix(), Time: resource.FormatTime(&e.Time),
+			EventMask: mask, Timestamp: e.Time.Unix(), Time: resource.FormatTime(&e.Time),
 			Description: e.Description, Finalized: true, Topic: e.Topic, Data: data,
 		},
 		Relationships: map[string]resource.Rel{},
 	}
 	if full {
 		out.Attributes.snapshots = &snapshots{Before: e.Before, After: e.After}
+		if leosac && e.Kind == eventlog.KindCredential {
+			out.Attributes.snapshots = &snapshots{Before: leosacSnapshot(e.Before), After: leosacSnapshot(e.After)}
+		}
 	}
 	rels := out.Relationships
 	if e.AuthorID != nil {
@@ -319,6 +343,45 @@ func newEntry(e *eventlog.Event, full bool) entry {
 		}
 	}
 	return out
+}
+
+// leosacKinds returns the kinds of a filter that a Leosac client may see: all of
+// eventlog.LeosacKinds for no filter, else those of kinds among them (possibly none), sorted.
+func leosacKinds(kinds []string) []string {
+	if kinds == nil {
+		return slices.Sorted(slices.Values(eventlog.LeosacKinds))
+	}
+	out := []string{}
+	for _, k := range kinds {
+		if slices.Contains(eventlog.LeosacKinds, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// leosacCredentialData returns the data of a credential entry with a card + PIN credential's
+// type as Leosac clients see it: {"type": "rfid-card", "pin-required": true, …}.
+func leosacCredentialData(data json.RawMessage) json.RawMessage {
+	var d map[string]json.RawMessage
+	if json.Unmarshal(data, &d) != nil || string(d["type"]) != `"`+resource.TypeRFIDCardPIN+`"` {
+		return data
+	}
+	d["type"], d[resource.PINRequiredAttr] = json.RawMessage(`"`+resource.TypeRFIDCard+`"`), json.RawMessage("true")
+	out, err := json.Marshal(d)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+// leosacSnapshot is leosacCredentialData for a before/after snapshot (a JSON string).
+func leosacSnapshot(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	out := string(leosacCredentialData(json.RawMessage(*s)))
+	return &out
 }
 
 func one(typ string, id *int64) resource.Rel {

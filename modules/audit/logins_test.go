@@ -19,6 +19,7 @@ func TestLoginsAreAudited(t *testing.T) {
 	t.Parallel()
 	srv := start(t)
 	c := wstest.Dial(t, srv.WSURL)
+	c.UseGatehouseTypes()
 	c.Login("admin", coretest.AdminPassword)
 	const wrong = "Wrong-Secret-Passw0rd"
 	bad := wstest.Dial(t, srv.WSURL)
@@ -122,6 +123,7 @@ func TestLoginsAreAudited(t *testing.T) {
 	// A viewer reads the entries without it.
 	addUser(t, srv, "viewer1", "viewer-password-1", core.RankViewer)
 	viewer := wstest.Dial(t, srv.WSURL)
+	viewer.UseGatehouseTypes()
 	viewer.Login("viewer1", "viewer-password-1")
 	seen := get(t, viewer, map[string]any{"enabled_type": []string{"Gatehouse::Audit::LoginEvent"}})
 	found := false

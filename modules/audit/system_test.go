@@ -140,6 +140,7 @@ func TestRestart(t *testing.T) {
 		t.Errorf("healthz after restart: %d", resp.StatusCode)
 	}
 	// 5 logins before the restart, 1 after.
+	c.UseGatehouseTypes()
 	waitLogins(t, c, 6)
 	want(t, c.Call("whoami", map[string]any{}), codeOK)
 }

@@ -117,6 +117,7 @@ func TestDemoSeedsTheSiteAndRunsTraffic(t *testing.T) {
 	srv := coretest.Start(t, coretest.WithConfig(demoOn), coretest.WithModuleConfig(demo.ModuleID, fast),
 		coretest.WithModuleConfig("doorman", `{"held_open_after": "500ms"}`))
 	c := wstest.Dial(t, srv.WSURL)
+	c.UseGatehouseTypes() // the dashboard's view: card + PIN credentials, access decisions
 	c.Login("admin", coretest.AdminPassword)
 
 	// Doors, each with its simulated reader.

@@ -16,14 +16,15 @@ import (
 	"gatehouse/modules/resource"
 )
 
-// The credential types, as their Leosac JSON:API type names.
+// The credential types as stored (see resource.CredentialType for what each client sees).
 const (
 	// TypeRFIDCard is an RFID card: card id and number of bits.
-	TypeRFIDCard = "rfid-card"
+	TypeRFIDCard = resource.TypeRFIDCard
 	// TypePINCode is a PIN code alone.
-	TypePINCode = "pin-code"
-	// TypeRFIDCardPIN is an RFID card that must be followed by its PIN.
-	TypeRFIDCardPIN = "rfid-card-pin"
+	TypePINCode = resource.TypePINCode
+	// TypeRFIDCardPIN is an RFID card that must be followed by its PIN; Leosac-dialect clients
+	// see it as an rfid-card with "pin-required": true.
+	TypeRFIDCardPIN = resource.TypeRFIDCardPIN
 )
 
 // Limits of credential attributes.
@@ -120,7 +121,9 @@ func loadCredential(ctx context.Context, q *gorm.DB, id int64) (Credential, erro
 
 // credentialObjects serialises credentials with their relationships, loading the schedules of
 // all of them in one query (all=true: the credentials are every credential, no id filter).
-func (m *Module) credentialObjects(ctx context.Context, creds []Credential, all bool) ([]resource.Object, error) {
+// A session that gets only Leosac's types (core.Session.LeosacTypes) sees a card + PIN
+// credential as an "rfid-card" without "code", and every rfid-card with "pin-required".
+func (m *Module) credentialObjects(ctx context.Context, sess *core.Session, creds []Credential, all bool) ([]resource.Object, error) {
 	out := make([]resource.Object, len(creds))
 	if len(creds) == 0 {
 		return out, nil
@@ -143,6 +146,7 @@ func (m *Module) credentialObjects(ctx context.Context, creds []Credential, all 
 	for _, l := range links {
 		schedules[l.CredentialID] = append(schedules[l.CredentialID], l.ScheduleID)
 	}
+	leosac := sess.LeosacTypes()
 	for i := range creds {
 		c := &creds[i]
 		attrs := map[string]any{"version": c.Version, "alias": c.Alias, "description": c.Description}
@@ -150,11 +154,14 @@ func (m *Module) credentialObjects(ctx context.Context, creds []Credential, all 
 		if c.HasCard() {
 			attrs["card-id"], attrs["nb-bits"] = c.CardID, c.NbBits
 		}
-		if c.HasPIN() {
+		switch {
+		case leosac && c.HasCard():
+			attrs[resource.PINRequiredAttr] = c.Type == TypeRFIDCardPIN
+		case c.HasPIN():
 			attrs["code"] = hiddenPIN
 		}
 		out[i] = resource.Object{
-			ID: c.ID, Type: c.Type, Attributes: attrs,
+			ID: c.ID, Type: resource.CredentialType(sess, c.Type), Attributes: attrs,
 			Relationships: map[string]resource.Rel{
 				"owner":     resource.One("user", c.owner()),
 				"schedules": resource.Many("schedule", schedules[c.ID]),
@@ -181,7 +188,7 @@ func (m *Module) credentialRead(ctx context.Context, call *core.Call) (any, erro
 		if err := q.Find(&creds).Error; err != nil {
 			return nil, resource.DBError(err)
 		}
-		objs, err := m.credentialObjects(ctx, creds, resource.ReadsAll(c))
+		objs, err := m.credentialObjects(ctx, call.Session, creds, resource.ReadsAll(c))
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +201,7 @@ func (m *Module) credentialRead(ctx context.Context, call *core.Call) (any, erro
 	if !resource.ReadsAll(c) && cr.owner() != c.UserID {
 		return nil, core.ErrPermissionDenied
 	}
-	objs, err := m.credentialObjects(ctx, []Credential{cr}, false)
+	objs, err := m.credentialObjects(ctx, call.Session, []Credential{cr}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -241,6 +248,7 @@ type credentialAttributes struct {
 	CardID          *string       `json:"card-id"`
 	NbBits          *int          `json:"nb-bits"`
 	Code            *string       `json:"code"`
+	PINRequired     *bool         `json:"pin-required"`
 	ValidityEnabled *bool         `json:"validity-enabled"`
 	ValidityStart   resource.Date `json:"validity-start"`
 	ValidityEnd     resource.Date `json:"validity-end"`
@@ -372,7 +380,8 @@ func ownerOf(o optionalID) (*int64, []core.FieldError) {
 }
 
 // credentialCreate creates a credential of the type given at the top level of the content
-// (managers and above).
+// (managers and above). An "rfid-card" whose attributes say "pin-required": true is a card +
+// PIN credential (Leosac clients' way to create one), and then needs its "code".
 func (m *Module) credentialCreate(ctx context.Context, call *core.Call) (any, error) {
 	if err := resource.RequireManager(call.Caller); err != nil {
 		return nil, err
@@ -392,6 +401,9 @@ func (m *Module) credentialCreate(ctx context.Context, call *core.Call) (any, er
 		return nil, core.Validation(core.FieldError{Detail: fmt.Sprintf("Credential type %s is not supported.", cr.Type), Pointer: "data/type"})
 	}
 	a := &req.Attributes
+	if ferr := pinRequired(&cr, a.PINRequired); ferr != nil {
+		return nil, core.Validation(*ferr)
+	}
 	errs := a.apply(&cr)
 	owner, oerrs := ownerOf(a.OwnerID)
 	cr.OwnerID = owner
@@ -433,7 +445,7 @@ func (m *Module) credentialCreate(ctx context.Context, call *core.Call) (any, er
 	if err != nil {
 		return nil, err
 	}
-	objs, err := m.credentialObjects(ctx, []Credential{cr}, false)
+	objs, err := m.credentialObjects(ctx, call.Session, []Credential{cr}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -441,8 +453,11 @@ func (m *Module) credentialCreate(ctx context.Context, call *core.Call) (any, er
 }
 
 // credentialUpdate edits a credential (managers and above). Absent attributes keep their
-// value; the type cannot change; a PIN sent as "***" or absent is kept, except that changing
-// the card of a card + PIN credential needs the PIN again (its hash is bound to the card).
+// value; the type cannot change, except that "pin-required" turns a card into a card + PIN
+// credential (a new PIN must then be given) and back (its PIN is forgotten); a
+// "credential-type" of "rfid-card" names any card. A PIN sent as "***" or absent is kept,
+// except that changing the card of a card + PIN credential needs the PIN again (its hash is
+// bound to the card).
 func (m *Module) credentialUpdate(ctx context.Context, call *core.Call) (any, error) {
 	if err := resource.RequireManager(call.Caller); err != nil {
 		return nil, err
@@ -468,10 +483,17 @@ func (m *Module) credentialUpdate(ctx context.Context, call *core.Call) (any, er
 		if err != nil {
 			return err
 		}
-		if req.Type != nil && *req.Type != before.Type {
+		cr := before
+		if ferr := pinRequired(&cr, a.PINRequired); ferr != nil {
+			return core.Validation(*ferr)
+		}
+		// "rfid-card" names every card to a Leosac client, a card + PIN one included.
+		if req.Type != nil && *req.Type != cr.Type && (*req.Type != TypeRFIDCard || !cr.HasCard()) {
 			return core.Validation(core.FieldError{Detail: "The type of a credential cannot change.", Pointer: "data/type"})
 		}
-		cr := before
+		if cr.Type == TypeRFIDCard {
+			cr.PinHash = "" // a card that no longer requires its PIN forgets it
+		}
 		errs := a.apply(&cr)
 		if a.OwnerID.Set {
 			owner, oerrs := ownerOf(a.OwnerID)
@@ -489,6 +511,8 @@ func (m *Module) credentialUpdate(ctx context.Context, call *core.Call) (any, er
 				} else {
 					cr.PinHash, pinChanged = m.pinHash(&cr, *a.Code), true
 				}
+			case cr.Type == TypeRFIDCardPIN && before.Type != TypeRFIDCardPIN:
+				errs = append(errs, core.FieldError{Detail: "A PIN must be given to require one.", Pointer: "data/attributes/code"})
 			case cr.Type == TypeRFIDCardPIN && cardChanged:
 				errs = append(errs, core.FieldError{Detail: "The PIN must be given again when the card changes.", Pointer: "data/attributes/code"})
 			}
@@ -502,7 +526,7 @@ func (m *Module) credentialUpdate(ctx context.Context, call *core.Call) (any, er
 		cr.Version++
 		cr.UpdatedAt = time.Now().UTC()
 		if err := tx.Model(&Credential{}).Where("id = ?", cr.ID).Updates(map[string]any{
-			"alias": cr.Alias, "alias_fold": cr.AliasFold, "description": cr.Description, "owner_id": cr.OwnerID,
+			"type": cr.Type, "alias": cr.Alias, "alias_fold": cr.AliasFold, "description": cr.Description, "owner_id": cr.OwnerID,
 			"card_id": cr.CardID, "nb_bits": cr.NbBits, "pin_hash": cr.PinHash,
 			"validity_enabled": cr.ValidityEnabled, "validity_start": cr.ValidityStart, "validity_end": cr.ValidityEnd,
 			"version": cr.Version, "updated_at": cr.UpdatedAt,
@@ -510,6 +534,9 @@ func (m *Module) credentialUpdate(ctx context.Context, call *core.Call) (any, er
 			return resource.DBError(err)
 		}
 		desc := fmt.Sprintf("Credential %q (%d, %s) updated.", cr.Alias, cr.ID, cr.Type)
+		if cr.Type != before.Type {
+			desc = fmt.Sprintf("Credential %q (%d, %s, now %s) updated.", cr.Alias, cr.ID, before.Type, cr.Type)
+		}
 		if pinChanged {
 			desc += " PIN changed."
 		}
@@ -554,4 +581,21 @@ func (m *Module) credentialDelete(ctx context.Context, call *core.Call) (any, er
 		})
 	})
 	return nil, err
+}
+
+// pinRequired applies the "pin-required" attribute, the Leosac dialect's way of naming a card
+// + PIN credential (Leosac 0.8 has no such type): true makes a card a card + PIN credential,
+// false a card alone; absent keeps the type. It is an error on a PIN code.
+func pinRequired(cr *Credential, req *bool) *core.FieldError {
+	switch {
+	case req == nil:
+		return nil
+	case !cr.HasCard():
+		return &core.FieldError{Detail: "pin-required applies to cards only.", Pointer: "data/attributes/pin-required"}
+	case *req:
+		cr.Type = TypeRFIDCardPIN
+	default:
+		cr.Type = TypeRFIDCard
+	}
+	return nil
 }

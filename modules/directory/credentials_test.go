@@ -34,6 +34,7 @@ func TestCredentialShapes(t *testing.T) {
 	t.Parallel()
 	srv := startDirectory(t)
 	admin := asAdmin(t, srv)
+	admin.UseGatehouseTypes() // gatehouse's shapes; leosac_types_test.go checks what Leosac clients see
 	bob := addUser(t, srv, "bob", "bob-password", core.RankUser)
 
 	r := admin.Call("credential.create", map[string]any{"credential-type": "rfid-card", "attributes": map[string]any{

@@ -151,7 +151,8 @@ type CredentialAliasHit struct {
 	Type  string `json:"type"`
 }
 
-// searchCredentialAlias finds credentials by part of their alias (viewers and above).
+// searchCredentialAlias finds credentials by part of their alias (viewers and above). Each
+// hit's type is the one the session sees (resource.CredentialType).
 func (m *Module) searchCredentialAlias(ctx context.Context, call *core.Call) (any, error) {
 	if err := resource.RequireReader(call.Caller); err != nil {
 		return nil, err
@@ -160,5 +161,9 @@ func (m *Module) searchCredentialAlias(ctx context.Context, call *core.Call) (an
 	if err != nil {
 		return nil, err
 	}
-	return search[CredentialAliasHit](ctx, m.db.Read, credentialSearch, partial, "")
+	hits, err := search[CredentialAliasHit](ctx, m.db.Read, credentialSearch, partial, "")
+	for i := range hits {
+		hits[i].Type = resource.CredentialType(call.Session, hits[i].Type)
+	}
+	return hits, err
 }

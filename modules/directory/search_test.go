@@ -143,6 +143,11 @@ func TestSearchCredentialAlias(t *testing.T) {
 	plain := createCredential(t, admin, "rfid-card-pin", map[string]any{"alias": "Garage", "card-id": "02", "nb-bits": 8, "code": "1234"}).ID
 
 	v := loginAs(t, srv, "vera", "vera-password")
+	// A Leosac client (no opt-in) sees the card + PIN credential as an rfid-card.
+	if got, want := hitsOf(searchHits(t, v, "search.credential_alias", "gar"), "alias", "type"), fmt.Sprintf("%d:Garage:rfid-card", plain); got != want {
+		t.Errorf("Leosac client: %s, want %s", got, want)
+	}
+	v.UseGatehouseTypes()
 	for partial, want := range map[string]string{
 		"BÜRO":  fmt.Sprintf("%d:Bürotür:rfid-card", buro),
 		"ürotÜ": fmt.Sprintf("%d:Bürotür:rfid-card", buro),

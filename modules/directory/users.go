@@ -111,7 +111,7 @@ func userLinksSQL(where func(col string) string) string {
 
 // userObjects serialises users with their relationships, loading the relationships of all of
 // them in one query (all=true: the users are every user, so no id filter is needed).
-func (m *Module) userObjects(ctx context.Context, c *core.Identity, users []auth.User, all bool) ([]resource.Object, error) {
+func (m *Module) userObjects(ctx context.Context, sess *core.Session, c *core.Identity, users []auth.User, all bool) ([]resource.Object, error) {
 	if len(users) == 0 {
 		return []resource.Object{}, nil
 	}
@@ -128,14 +128,15 @@ func (m *Module) userObjects(ctx context.Context, c *core.Identity, users []auth
 	if err := m.db.Read.WithContext(ctx).Raw(q, args...).Scan(&links).Error; err != nil {
 		return nil, resource.DBError(err)
 	}
-	return userObjectsOf(c, users, links), nil
+	return userObjectsOf(sess, c, users, links), nil
 }
 
 // userObjectsOf serialises users given the rows of their relationships. Memberships and
 // credentials are listed when the caller may read them (everyone's for viewers and above,
 // else the caller's own); schedules are those whose mappings list the user directly. Email
-// addresses are shown to the user themself and to viewers and above.
-func userObjectsOf(c *core.Identity, users []auth.User, links []userLink) []resource.Object {
+// addresses are shown to the user themself and to viewers and above. Credentials are
+// referenced by the type the session sees (resource.CredentialType).
+func userObjectsOf(sess *core.Session, c *core.Identity, users []auth.User, links []userLink) []resource.Object {
 	slices.SortFunc(links, func(a, b userLink) int {
 		return cmp.Or(strings.Compare(a.Kind, b.Kind), cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.Ref, b.Ref))
 	})
@@ -152,7 +153,7 @@ func userObjectsOf(c *core.Identity, users []auth.User, links []userLink) []reso
 			}
 		case "c":
 			if readsAll || l.Owner == c.UserID {
-				credentials[l.Owner] = append(credentials[l.Owner], resource.Ref{ID: l.Ref, Type: l.Typ})
+				credentials[l.Owner] = append(credentials[l.Owner], resource.Ref{ID: l.Ref, Type: resource.CredentialType(sess, l.Typ)})
 			}
 		case "s":
 			schedules[l.Owner] = append(schedules[l.Owner], l.Ref)
@@ -241,7 +242,7 @@ func (m *Module) userRead(ctx context.Context, call *core.Call) (any, error) {
 		if err := q.Find(&users).Error; err != nil {
 			return nil, resource.DBError(err)
 		}
-		objs, err := m.userObjects(ctx, c, users, resource.ReadsAll(c))
+		objs, err := m.userObjects(ctx, call.Session, c, users, resource.ReadsAll(c))
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +252,7 @@ func (m *Module) userRead(ctx context.Context, call *core.Call) (any, error) {
 		return nil, core.ErrPermissionDenied
 	}
 	if m.view != nil {
-		if reply, ok, err := m.view.read(ctx, id, m.readUser); ok {
+		if reply, ok, err := m.view.read(ctx, call.Session.LeosacTypes(), id, m.readUser); ok {
 			return reply, err
 		}
 	}
@@ -259,7 +260,7 @@ func (m *Module) userRead(ctx context.Context, call *core.Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return resource.Single(userObjectsOf(c, []auth.User{u}, links)[0]), nil
+	return resource.Single(userObjectsOf(call.Session, c, []auth.User{u}, links)[0]), nil
 }
 
 // userAttributes are the attributes of user.create and user.update. A nil field was absent.
@@ -431,7 +432,7 @@ func (m *Module) userCreate(ctx context.Context, call *core.Call) (any, error) {
 		return nil, err
 	}
 	m.auth.Users().Invalidate(u.ID)
-	objs, err := m.userObjects(ctx, call.Caller, []auth.User{u}, false)
+	objs, err := m.userObjects(ctx, call.Session, call.Caller, []auth.User{u}, false)
 	if err != nil {
 		return nil, err
 	}

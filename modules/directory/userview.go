@@ -169,8 +169,9 @@ func credentialType(t string) string {
 
 // appendReply appends the reply of user.read of this user, byte for byte what encoding/json
 // writes of resource.Single(<the user's resource.Object>) with every attribute and
-// relationship shown (maps in key order, HTML-safe string escapes).
-func (u *viewUser) appendReply(dst []byte) []byte {
+// relationship shown (maps in key order, HTML-safe string escapes). leosac: the reader gets
+// only Leosac's types (card + PIN credentials are referenced as rfid-card).
+func (u *viewUser) appendReply(dst []byte, leosac bool) []byte {
 	dst = append(dst, `{"data":{"id":`...)
 	dst = strconv.AppendInt(dst, u.id, 10)
 	dst = append(dst, `,"type":"user","attributes":{"email":`...)
@@ -199,7 +200,11 @@ func (u *viewUser) appendReply(dst []byte) []byte {
 		dst = append(dst, `{"id":`...)
 		dst = strconv.AppendInt(dst, c.id, 10)
 		dst = append(dst, `,"type":`...)
-		dst = appendJSONString(dst, c.typ)
+		typ := c.typ
+		if leosac && typ == TypeRFIDCardPIN {
+			typ = TypeRFIDCard
+		}
+		dst = appendJSONString(dst, typ)
 		dst = append(dst, '}')
 	}
 	dst = append(dst, `]},"memberships":{"data":[`...)
@@ -732,7 +737,7 @@ func parseUserChange(ev core.Event) (userChange, error) {
 // read answers user.read of one id from the view: ok is false when the view cannot answer
 // (the caller reads the database). A user the view does not hold is read by load (readUser)
 // and kept. The caller has checked that the caller may read this user.
-func (v *userView) read(ctx context.Context, id int64, load func(context.Context, int64) (auth.User, []userLink, error)) (json.RawMessage, bool, error) {
+func (v *userView) read(ctx context.Context, leosac bool, id int64, load func(context.Context, int64) (auth.User, []userLink, error)) (json.RawMessage, bool, error) {
 	u, gen, ok := v.lookup(id)
 	if !ok {
 		return nil, false, nil
@@ -745,7 +750,7 @@ func (v *userView) read(ctx context.Context, id int64, load func(context.Context
 		u = viewUserOf(&au, links)
 		v.put(u, gen)
 	}
-	return u.appendReply(make([]byte, 0, 512)), true, nil
+	return u.appendReply(make([]byte, 0, 512), leosac), true, nil
 }
 
 // ErrUserViewNotReady is returned by VerifyUserView when the view is not serving reads.
@@ -777,13 +782,13 @@ func (m *Module) VerifyUserView(ctx context.Context) error {
 	reader := &core.Identity{Rank: core.RankAdministrator}
 	var errs []error
 	for id, u := range v.users {
-		got := u.appendReply(nil)
+		got := u.appendReply(nil, false)
 		au, links, err := m.readUser(ctx, id)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("user %d: the view holds %s; the database: %w", id, got, err))
 			continue
 		}
-		want, err := json.Marshal(resource.Single(userObjectsOf(reader, []auth.User{au}, links)[0]))
+		want, err := json.Marshal(resource.Single(userObjectsOf(nil, reader, []auth.User{au}, links)[0]))
 		if err != nil {
 			return err
 		}

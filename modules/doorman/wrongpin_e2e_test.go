@@ -16,6 +16,7 @@ func TestWrongPINNamesCardholder(t *testing.T) {
 	t.Parallel()
 	srv := coretest.Start(t)
 	admin := wstest.Dial(t, srv.WSURL)
+	admin.UseGatehouseTypes() // reads access decisions (audit-auth-event), as the dashboard does
 	admin.Login("admin", coretest.AdminPassword)
 	doorID := idOf(t, call(t, admin, "door.create", map[string]any{"attributes": map[string]any{"alias": "Server room"}}))
 	uid := idOf(t, call(t, admin, "user.create", map[string]any{"attributes": map[string]any{"username": "carol"}}))

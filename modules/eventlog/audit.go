@@ -49,6 +49,36 @@ const (
 	ModeChanged    Mask = 1 << 39
 )
 
+// leosacBits are the event-mask bits Leosac defines (reference leosac.md §5.7: WSAPI_CALL 1<<0
+// to ZONE_DELETED 1<<29, the layout of its web GUI's AuditEventType).
+const leosacBits Mask = 1<<30 - 1
+
+// doorActivity are gatehouse's bits for what happens at a door, for which Leosac defines no
+// bit its GUI knows.
+const doorActivity = DoorOpened | DoorOpenedManually | DoorForced | DoorHeldOpen | DoorClosed | ModeChanged
+
+// LeosacMask returns an event-mask as Leosac's web GUI reads it, for the clients of the Leosac
+// dialect: the bits Leosac defines (below 2^30) are kept; gatehouse's door-activity bits (door
+// opened, opened manually, forced, held open, closed, mode changed; 2^32 and above, lost by the
+// GUI's 32-bit "&") become DoorUpdated, the Leosac flag of an entry about a door that changed;
+// every other bit is dropped. The result is below 2^30.
+func LeosacMask(m Mask) Mask {
+	out := m & leosacBits
+	if m&doorActivity != 0 {
+		out |= DoorUpdated
+	}
+	return out
+}
+
+// LeosacKinds are the kinds of audit entries Leosac's web GUI has a model for
+// (leosac/access-control-web app/models/audit-*.js, app/services/audit-log.js): the only
+// ones audit.get shows to a client of the Leosac dialect that did not opt into gatehouse's
+// types. Access decisions (audit-auth-event), logins (audit-login-event) and access point
+// events (audit-access-point-event) are not among them.
+var LeosacKinds = []string{
+	KindWSAPICall, KindUser, KindGroup, KindMembership, KindCredential, KindSchedule, KindDoor, KindZone, KindUpdate,
+}
+
 // Kinds of audit entries, named as their JSON type in audit.get.
 const (
 	KindUser        = "audit-user-event"

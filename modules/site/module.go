@@ -65,6 +65,7 @@ func (m *Module) register(reg *core.Methods) {
 		core.Method{Type: "schedule.delete", Handler: m.scheduleDelete},
 		core.Method{Type: "search.door_alias", Handler: m.searchDoorAlias},
 		core.Method{Type: "search.access_point_alias", Handler: m.searchAccessPointAlias},
+		core.Method{Type: "search.hardware_name", Handler: m.searchHardwareName},
 		core.Method{Type: "search.schedule_name", Handler: m.searchScheduleName},
 		core.Method{Type: "search.zone_alias", Handler: m.searchZoneAlias},
 		core.Method{Type: "access_overview", Handler: m.accessOverview},

@@ -81,7 +81,8 @@ func (m *Module) loadSchedule(ctx context.Context, q *gorm.DB, id int64) (Schedu
 
 // scheduleObjects serialises schedules and the given mappings (the "included" objects); each
 // schedule's "mapping" relationship lists those of the given mappings that belong to it.
-func scheduleObjects(q *gorm.DB, schedules []Schedule, mappings []*Mapping) (data, included []resource.Object, err error) {
+// Credentials are referenced by the type the session sees (resource.CredentialType).
+func scheduleObjects(q *gorm.DB, sess *core.Session, schedules []Schedule, mappings []*Mapping) (data, included []resource.Object, err error) {
 	bySchedule := map[int64][]int64{}
 	var credIDs []int64
 	for _, mp := range mappings {
@@ -105,7 +106,7 @@ func scheduleObjects(q *gorm.DB, schedules []Schedule, mappings []*Mapping) (dat
 	for i, mp := range mappings {
 		creds := make([]resource.Ref, len(mp.Credentials))
 		for j, c := range mp.Credentials {
-			creds[j] = resource.Ref{ID: c, Type: credTypes[c]}
+			creds[j] = resource.Ref{ID: c, Type: resource.CredentialType(sess, credTypes[c])}
 		}
 		included[i] = resource.Object{
 			ID: mp.ID, Type: "schedule-mapping",
@@ -223,7 +224,7 @@ func (m *Module) scheduleRead(ctx context.Context, call *core.Call) (any, error)
 				}
 			}
 		}
-		data, included, err := scheduleObjects(tx, schedules, mappings)
+		data, included, err := scheduleObjects(tx, call.Session, schedules, mappings)
 		if err != nil {
 			return err
 		}
@@ -460,12 +461,12 @@ func (m *Module) scheduleCreate(ctx context.Context, call *core.Call) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	return m.scheduleWriteReply(m.db.Read.WithContext(ctx), s, mappings)
+	return m.scheduleWriteReply(m.db.Read.WithContext(ctx), call.Session, s, mappings)
 }
 
 // scheduleWriteReply answers {"data": schedule, "included": its mappings}.
-func (m *Module) scheduleWriteReply(q *gorm.DB, s Schedule, mappings []*Mapping) (any, error) {
-	data, included, err := scheduleObjects(q, []Schedule{s}, mappings)
+func (m *Module) scheduleWriteReply(q *gorm.DB, sess *core.Session, s Schedule, mappings []*Mapping) (any, error) {
+	data, included, err := scheduleObjects(q, sess, []Schedule{s}, mappings)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +483,7 @@ func (m *Module) scheduleUpdate(ctx context.Context, call *core.Call) (any, erro
 	var mappings []*Mapping
 	edit := m.scheduleEdit()
 	edit.Reply = func(ctx context.Context, s Schedule) (any, error) {
-		return m.scheduleWriteReply(m.db.Read.WithContext(ctx), s, mappings)
+		return m.scheduleWriteReply(m.db.Read.WithContext(ctx), call.Session, s, mappings)
 	}
 	return edit.Update(ctx, call.Caller, req.ScheduleID, func(tx *eventlog.Tx, s *Schedule) error {
 		old, err := LoadMappings(ctx, tx.DB, MappingFilter{ScheduleIDs: []int64{s.ID}})

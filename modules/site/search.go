@@ -108,3 +108,32 @@ func (m *Module) searchScheduleName(ctx context.Context, call *core.Call) (any, 
 	})
 	return out, err
 }
+
+// DeviceClassReader is Leosac's device class of an RFID reader (reference §3.10: 0 unknown,
+// 1 GPIO, 2 RFID_READER, 3 LED, 4 BUZZER, …).
+const DeviceClassReader = 2
+
+// hardwareItem is a result of search.hardware_name, in Leosac's shape (reference §4.1).
+type hardwareItem struct {
+	ID          int64  `json:"id"`
+	Name        string `json:"name"`
+	DeviceClass int    `json:"device-class"`
+	Type        string `json:"type"`
+}
+
+// searchHardwareName finds hardware devices by name (administrators only, as Leosac's
+// HARDWARE_SEARCH). gatehouse's devices are its access points (the readers and the controllers
+// behind doors); each is {"id", "name" (its alias), "device-class": 2 (reader), "type":
+// "access-point"}. Doors are found by search.door_alias.
+func (m *Module) searchHardwareName(ctx context.Context, call *core.Call) (any, error) {
+	pattern, err := decodeSearch(call)
+	if err != nil {
+		return nil, err
+	}
+	if err := resource.RequireAdmin(call.Caller); err != nil {
+		return nil, err
+	}
+	out, err := searchRows[hardwareItem](m.db.Read.WithContext(ctx).Table("access_points").
+		Select("id, alias AS name, ? AS device_class, 'access-point' AS type", DeviceClassReader).Where("alias_fold LIKE ?", pattern))
+	return out, err
+}

@@ -336,7 +336,7 @@ func methodLevel(typ string, access core.Access, rank core.Rank) string {
 	switch typ {
 	case "events.subscribe", "events.unsubscribe":
 		return ""
-	case "reader.simulate", "door.simulate", "user.delete", "restart":
+	case "reader.simulate", "door.simulate", "user.delete", "restart", "search.hardware_name":
 		if rank == core.RankAdministrator {
 			return level
 		}

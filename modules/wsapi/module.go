@@ -104,7 +104,7 @@ func (m *Module) Run(ctx context.Context) error { return m.hub.Run(ctx) }
 
 func (m *Module) serveWS(w http.ResponseWriter, r *http.Request) {
 	var c *conn
-	sess := core.NewSession("leosac", r.RemoteAddr, r.UserAgent(), func(reason string) {
+	sess := core.NewSession(core.DialectLeosac, r.RemoteAddr, r.UserAgent(), func(reason string) {
 		if c != nil {
 			c.push("session_closed", map[string]string{"reason": reason})
 		}

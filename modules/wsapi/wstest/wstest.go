@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,17 @@ func (c *Client) Login(username, password string) string {
 		c.t.Fatalf("login %s: status_code %d %q content %s", username, r.StatusCode, r.StatusString, r.Content)
 	}
 	return res.Token
+}
+
+// UseGatehouseTypes opts the connection into gatehouse's own types (session.set_features
+// {"types": "gatehouse"}, as the dashboard does) and fails the test unless the server agrees.
+// Without it the connection is a Leosac client: only Leosac's types are sent to it.
+func (c *Client) UseGatehouseTypes() {
+	c.t.Helper()
+	r := c.Call("session.set_features", map[string]string{"types": "gatehouse"})
+	if r.StatusCode != 0 || !strings.Contains(string(r.Content), `"gatehouse"`) {
+		c.t.Fatalf("session.set_features: status_code %d %q content %s", r.StatusCode, r.StatusString, r.Content)
+	}
 }
 
 // ExpectPush waits for the next push of the given type (others are kept) and returns it.

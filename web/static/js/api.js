@@ -114,6 +114,16 @@ export class Api {
     const reconnect = this.everConnected;
     this.everConnected = true;
     this.attempt = 0;
+    // The dashboard reads gatehouse's own types (rfid-card-pin, access decisions and logins in
+    // the audit trail): every connection opts into them, as a Leosac client never does.
+    try {
+      await this.raw("session.set_features", { types: "gatehouse" });
+    } catch (e) {
+      if (this.ws !== ws) return;
+      if (e.status_code === Status.CONNECTION_LOST) return; // onclose handles it
+      ws.close();
+      return;
+    }
     if (this.token) {
       this.setState("authenticating");
       try {
