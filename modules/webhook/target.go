@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -96,16 +95,12 @@ func (t *target) run(ctx context.Context) {
 // load reads the persisted cursor. A target without one starts at the current end of the log
 // (it is not sent the history), and that position is saved at once.
 func (t *target) load(ctx context.Context) error {
-	var v string
-	if err := t.m.db.Read.WithContext(ctx).Raw(`SELECT value FROM meta WHERE key = ?`, t.cursorKey()).
-		Scan(&v).Error; err != nil {
-		return fmt.Errorf("read cursor: %w", err)
-	}
-	cursor, err := strconv.ParseInt(v, 10, 64)
-	first := v == ""
-	if !first && (err != nil || cursor < 0) {
-		t.log.Warn().Str("cursor", v).Msg("webhook target's saved cursor is unreadable; starting at the end of the log")
-		first = true
+	cursor, found, err := eventlog.ReadCursor(ctx, t.m.db, t.cursorKey())
+	first := !found
+	if errors.Is(err, eventlog.ErrCursorUnreadable) {
+		t.log.Warn().Msg("webhook target's saved cursor is unreadable; starting at the end of the log")
+	} else if err != nil {
+		return err
 	}
 	if first {
 		if cursor, err = t.m.events.LastSeq(ctx); err != nil {
@@ -137,9 +132,7 @@ func (t *target) save(ctx context.Context) error {
 	if unchanged {
 		return nil
 	}
-	err := t.m.db.Write.WithContext(ctx).Exec(`INSERT INTO meta(key, value) VALUES (?, ?)
-		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, t.cursorKey(), strconv.FormatInt(c, 10)).Error
-	if err != nil {
+	if err := eventlog.SaveCursor(ctx, t.m.db, t.cursorKey(), c); err != nil {
 		return fmt.Errorf("save webhook cursor: %w", err)
 	}
 	t.mu.Lock()
@@ -573,32 +566,10 @@ func (t *target) wants(topic string) bool {
 	return false
 }
 
-// backoff returns the delay before attempt+1: RetryBase·2^(attempt−1), at most MaxBackoff,
-// with jitter (between half and all of it).
+// backoff returns the delay before attempt+1 (eventlog.Backoff with the target's settings).
 func (t *target) backoff(attempt int) time.Duration {
-	d, ceiling := t.cfg.RetryBase.D(), t.cfg.MaxBackoff.D()
-	for i := 1; i < attempt && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + mrand.N(d-half+1)
+	return eventlog.Backoff(t.cfg.RetryBase.D(), t.cfg.MaxBackoff.D(), attempt)
 }
 
 // sleep waits d or until ctx is done; it reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
-}
+func sleep(ctx context.Context, d time.Duration) bool { return eventlog.Sleep(ctx, d) }
