@@ -245,3 +245,34 @@ func TestSysadmListenSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigSMTP: check-config prints the SMTP notifier's effective configuration, its
+// defaults filled and its password hidden, and rejects a server URL it cannot use.
+func TestCheckConfigSMTP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "gatehouse.json")
+	body := `{"modules": [{"module": "smtp", "config": {"servers": [{"url": "smtp://mail.example.com:587",
+		"from": "gatehouse@example.com", "username": "gh", "password": "smtp-password-secret"}],
+		"rules": [{"topics": ["door.*.forced"], "to": ["security@example.com"]}]}}]}`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCmd([]string{"check-config", "--config", file}, "")
+	if code != 0 {
+		t.Fatalf("check-config: exit %d: %s", code, errOut)
+	}
+	if strings.Contains(out+errOut, "smtp-password-secret") {
+		t.Errorf("check-config printed the SMTP password:\n%s", out)
+	}
+	for _, want := range []string{`"max_per_minute": 30`, `"timeout": 30000`, `"verify_peer": true`, `"password": "***"`, `"digest": 100`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check-config lacks %s:\n%s", want, out)
+		}
+	}
+	bad := strings.Replace(body, "smtp://mail.example.com:587", "http://mail.example.com", 1)
+	if err := os.WriteFile(file, []byte(bad), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd([]string{"check-config", "--config", file}, ""); code == 0 || !strings.Contains(errOut, "url") {
+		t.Errorf("check-config accepted an http:// SMTP server: exit %d %s", code, errOut)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"gatehouse/modules/portal"
 	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
+	"gatehouse/modules/smtp"
 	"gatehouse/modules/sysadm"
 	"gatehouse/modules/token"
 	"gatehouse/modules/tokenapi"
@@ -40,6 +41,7 @@ func Infos() []core.ModuleInfo {
 		demo.Info(),
 		wiegandreader.Info(),
 		webhook.Info(),
+		smtp.Info(),
 		dashboard.Info(),
 		sysadm.Info(),
 		tokenapi.Info(),

@@ -188,6 +188,9 @@ func table() []row {
 		{typ: "door.simulate", need: admin, content: func(f fixtures, _ core.Rank) any { return map[string]any{"door_id": f.door, "contact": "closed"} }},
 		{typ: "user.delete", need: admin, content: func(f fixtures, _ core.Rank) any { return map[string]any{"user_id": f.target} }},
 		{typ: "restart", need: admin, content: c(map[string]any{}), noCall: true},
+		{typ: "module.smtp.getconfig", need: admin, content: c(map[string]any{})},
+		{typ: "module.smtp.setconfig", need: admin, content: c(map[string]any{"servers": []any{}})},
+		{typ: "module.smtp.sendmail", need: admin, content: c(map[string]any{"to": []string{"a@example.com"}, "subject": "s", "body": "b"})},
 		{typ: "door.delete", need: manager, content: func(f fixtures, _ core.Rank) any { return map[string]any{"door_id": f.door} }},
 		{typ: "access_point.delete", need: manager, content: func(f fixtures, _ core.Rank) any { return map[string]any{"access_point_id": f.accessPoint} }},
 	}
