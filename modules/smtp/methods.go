@@ -191,6 +191,7 @@ func (m *Module) sendMail(ctx context.Context, call *core.Call) (any, error) {
 		err := send(ctx, s, msg)
 		if err == nil {
 			cfg.limiters[i].Allow()
+			m.metrics.mails.Inc()
 			return map[string]bool{"sent": true}, nil
 		}
 		if ctx.Err() != nil {

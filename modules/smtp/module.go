@@ -74,10 +74,11 @@ type Module struct {
 	// Digest is the most events one digest mail lists. Default 100.
 	Digest int `json:"digest,omitempty"`
 
-	log    zerolog.Logger
-	db     *db.DB
-	events *eventlog.Log
-	wake   chan struct{}
+	log     zerolog.Logger
+	db      *db.DB
+	events  *eventlog.Log
+	metrics *metrics
+	wake    chan struct{}
 
 	mu       sync.Mutex
 	servers  []Server // in effect (the database's copy once setconfig was used)
@@ -160,6 +161,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 		return err
 	}
 	m.log, m.db = ctx.Logger, ctx.DB()
+	if m.metrics, err = newMetrics(ctx.Metrics()); err != nil {
+		return err
+	}
 	m.wake = make(chan struct{}, 1)
 	m.ApplyDefaults()
 	if m.Validate() != nil {

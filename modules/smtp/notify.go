@@ -79,6 +79,7 @@ func (n *notifier) loop(ctx context.Context) {
 			continue
 		}
 		n.advance(ctx)
+		n.m.metrics.lag.Set(float64(len(n.pending)))
 		if len(n.pending) == 0 {
 			n.wait(ctx, poll)
 			continue
@@ -106,6 +107,9 @@ func (n *notifier) fill(ctx context.Context, rules []Rule) error {
 	if n.read > end { // the database was replaced
 		n.m.log.Warn().Int64("cursor", n.read).Int64("log_end", end).Msg("SMTP cursor beyond the end of the log; resuming at the end")
 		n.read, n.pending = end, nil
+		n.m.mu.Lock()
+		n.m.cursor = end
+		n.m.mu.Unlock()
 	}
 	if p := n.m.events.Purged(); n.read < p {
 		n.m.log.Warn().Int64("cursor", n.read).Int64("resume_after", p).Msg("events were deleted by retention before the SMTP notifier mailed them")
@@ -266,9 +270,12 @@ func (n *notifier) sendNext(ctx context.Context, cfg snapshot, enabled []int) {
 		switch {
 		case err == nil:
 			lim.AllowN(time.Now(), 1)
+			n.m.metrics.mails.Inc()
+			n.m.metrics.events.Add(float64(len(idx)))
 		case errors.As(err, &pe):
 			n.m.log.Warn().Err(err).Int("server", i).Int64("seq", msg.seq).Int("events", len(idx)).
 				Msg("SMTP server refused the mail for good (5xx); its events are skipped")
+			n.m.metrics.refused.Add(float64(len(idx)))
 		default:
 			lastErr = err
 			n.m.log.Debug().Err(err).Int("server", i).Msg("SMTP server failed; trying the next one")
@@ -287,6 +294,7 @@ func (n *notifier) sendNext(ctx context.Context, cfg snapshot, enabled []int) {
 		return
 	}
 	n.failures++
+	n.m.metrics.retries.Inc()
 	if n.failures == 1 {
 		n.m.log.Warn().Err(lastErr).Msg("no SMTP server takes the mail; retrying with back-off (the events wait in the log)")
 	}
