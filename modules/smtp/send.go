@@ -103,7 +103,7 @@ func send(ctx context.Context, s Server, msg message) error {
 		return fmt.Errorf("greeting: %w", err)
 	}
 	defer c.Close()
-	if err := c.Hello("gatehouse"); err != nil {
+	if err := c.Hello(heloName(conn.LocalAddr())); err != nil {
 		return stage("EHLO", err, false)
 	}
 	if !ep.implicitTLS {
@@ -178,4 +178,17 @@ func compose(from string, msg message) []byte {
 	_ = qp.Close()
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// heloName is the EHLO argument: the address literal of the local end of the connection
+// (RFC 5321 §4.1.3), which every server accepts where a bare host name may be refused.
+func heloName(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.IP == nil {
+		return "localhost"
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		return "[" + ip4.String() + "]"
+	}
+	return "[IPv6:" + ta.IP.String() + "]"
 }
