@@ -255,10 +255,13 @@ func (m *Module) runReader(ctx context.Context, id int64, cfg ReaderConfig, wiri
 	log := m.log.With().Int64("reader_id", id).Logger()
 	var fb readerFeedback
 	if wiring != nil {
+		// The feedback ends with the reader, whichever way it returns.
+		fctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		defer wg.Wait()
-		fb.green = m.startFeedback(ctx, &wg, wiring.GreenLED, log)
-		fb.buzzer = m.startFeedback(ctx, &wg, wiring.Buzzer, log)
+		defer cancel()
+		fb.green = m.startFeedback(fctx, &wg, wiring.GreenLED, log)
+		fb.buzzer = m.startFeedback(fctx, &wg, wiring.Buzzer, log)
 		if wiring.Buzzer != nil {
 			fb.deny = pattern{total: wiring.Buzzer.BlinkDuration, period: wiring.Buzzer.BlinkSpeed}
 		}

@@ -225,3 +225,51 @@ func TestGUIWiegandReaderReadsAndGivesFeedback(t *testing.T) {
 		t.Errorf("green LED: %v, want on then off", v)
 	}
 }
+
+// TestGUIWiegandReaderInAnUndecodedMode: a reader whose mode the decoder does not support
+// (Leosac's buffered PIN modes are stored but not decoded) does not run, and releases the
+// feedback lines it opened.
+func TestGUIWiegandReaderInAnUndecodedMode(t *testing.T) {
+	srv := coretest.Start(t, coretest.WithModuleConfig("wiegand", `{"retry_interval": "1h"}`))
+	mod, _ := srv.App().Module(wiegandreader.ModuleID)
+	m := mod.(*wiegandreader.Module)
+	started := make(chan struct{}, 1)
+	m.SetSource(func(int64, wiegandreader.ReaderConfig) wiegand.Source {
+		started <- struct{}{}
+		return &wiegand.PulseSource{}
+	})
+	opened := make(chan *wiegandreader.Recorder, 1)
+	m.SetOutput(func(hardware.Line) (wiegandreader.Output, error) {
+		r := &wiegandreader.Recorder{}
+		opened <- r
+		return r, nil
+	})
+	admin := wstest.Dial(t, srv.WSURL)
+	admin.Login("admin", coretest.AdminPassword)
+	gpio := func(name string, offset, direction int) string {
+		return hwID(t, admin, "libgpiod.gpio.create", map[string]any{"name": name, "direction": direction, "device": "gpiochip0", "offset": offset})
+	}
+	high, low, out := gpio("d1", 1, 0), gpio("d0", 2, 0), gpio("led_line", 3, 1)
+	led := hwID(t, admin, "led.create", map[string]any{"name": "green_led", "gpio_id": out})
+	reader := hwID(t, admin, "wiegand-reader.create", map[string]any{"name": "buffered", "mode": "WIEGAND_PIN_BUFFERED",
+		"gpio_high_id": high, "gpio_low_id": low, "green_led_id": led})
+	mustCall(t, admin, "access_point.create", map[string]any{"attributes": map[string]any{"alias": "r", "controller-module": "wiegand",
+		"config": map[string]any{"reader": reader}}})
+	var r *wiegandreader.Recorder
+	select {
+	case r = <-opened:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the LED output was not opened")
+	}
+	coretest.Eventually(t, 10*time.Second, func() error {
+		if !r.Closed() {
+			return fmt.Errorf("the LED output is still held")
+		}
+		return nil
+	})
+	select {
+	case <-started:
+		t.Error("a reader in an undecoded mode started reading")
+	default:
+	}
+}

@@ -50,6 +50,13 @@ func (r *Recorder) Values() []bool {
 	return append([]bool(nil), r.values...)
 }
 
+// Closed reports whether the line was released.
+func (r *Recorder) Closed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
 // Pulses returns how many times the line went on and then off again.
 func (r *Recorder) Pulses() int {
 	n, on := 0, false
