@@ -3,6 +3,7 @@ package all_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -342,13 +343,22 @@ func TestLeosacClientsSeeOnlyLeosacTypes(t *testing.T) {
 		t.Errorf("AuthEvent for a Leosac client: %+v %v", none, err)
 	}
 
-	// search.hardware_name: the access points, in Leosac's shape, for administrators only.
+	// search.hardware_name: the access points, then the hardware pages' devices, in Leosac's
+	// shape, for administrators only.
 	var hw []map[string]any
 	if err := json.Unmarshal(ok(t, gui.Call("search.hardware_name", map[string]any{"partial_name": "reader"})), &hw); err != nil {
 		t.Fatal(err)
 	}
-	if len(hw) != 1 || hw[0]["id"] != float64(ap) || hw[0]["name"] != "Reader Front" || hw[0]["device-class"] != float64(2) || hw[0]["type"] != "access-point" {
+	if len(hw) == 0 || hw[0]["id"] != float64(ap) || hw[0]["name"] != "Reader Front" || hw[0]["device-class"] != float64(2) || hw[0]["type"] != "access-point" {
 		t.Errorf("search.hardware_name: %v", hw)
+	}
+	devices := map[string]string{}
+	for _, h := range hw[min(1, len(hw)):] {
+		devices[fmt.Sprint(h["id"])] = fmt.Sprintf("%v %v %v", h["name"], h["type"], h["device-class"])
+	}
+	if want := map[string]string{gpioIn: "reader_d1 libgpiod-gpio 1", gpioIn0: "reader_d0 libgpiod-gpio 1",
+		gpioOut: "reader_led libgpiod-gpio 1", led: "reader_green led 3", buzzer: "reader_buzzer buzzer 4"}; !reflect.DeepEqual(devices, want) {
+		t.Errorf("search.hardware_name devices: %v, want %v", devices, want)
 	}
 
 	// Opted in, the same connection sees gatehouse's types again.

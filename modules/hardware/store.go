@@ -197,3 +197,30 @@ func loadFeedback(ctx context.Context, q *gorm.DB, kind string, ref *string) (*F
 func lineOf(g Device) Line {
 	return Line{Name: g.Name, Chip: g.Chip, Offset: int(g.LineOffset), ActiveLow: g.ActiveLow, DefaultValue: g.DefaultValue}
 }
+
+// SearchHit is a device found by search.hardware_name, in Leosac's shape (reference §4.1):
+// {"id": "<uuid>", "name", "device-class", "type"}.
+type SearchHit struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DeviceClass int    `json:"device-class"`
+	Type        string `json:"type"`
+}
+
+// Search returns the devices whose lower-cased name matches the SQL LIKE pattern, ordered by
+// id, at most limit.
+func Search(ctx context.Context, q *gorm.DB, pattern string, limit int) ([]SearchHit, error) {
+	var rows []Device
+	if err := q.WithContext(ctx).Where("name_fold LIKE ?", pattern).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("search hardware: %w", err)
+	}
+	out := make([]SearchHit, 0, len(rows))
+	for _, d := range rows {
+		for _, k := range kinds {
+			if k.kind == d.Kind {
+				out = append(out, SearchHit{ID: d.ID, Name: d.Name, DeviceClass: k.class, Type: k.jsonType})
+			}
+		}
+	}
+	return out, nil
+}
