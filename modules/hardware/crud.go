@@ -42,8 +42,8 @@ func Types() []string {
 	return out
 }
 
-// Modes are the Wiegand reader modes Leosac accepts (S:src/modules/wiegand/WiegandConfig.cpp).
-var Modes = []string{"SIMPLE_WIEGAND", "WIEGAND_PIN_4BITS", "WIEGAND_PIN_8BITS", "WIEGAND_PIN_BUFFERED",
+// modes are the Wiegand reader modes Leosac accepts (S:src/modules/wiegand/WiegandConfig.cpp).
+var modes = []string{"SIMPLE_WIEGAND", "WIEGAND_PIN_4BITS", "WIEGAND_PIN_8BITS", "WIEGAND_PIN_BUFFERED",
 	"WIEGAND_CARD_PIN_4BITS", "WIEGAND_CARD_PIN_8BITS", "WIEGAND_CARD_PIN_BUFFERED", "AUTODETECT"}
 
 // object is a device as sent to clients: a resource whose id is a UUID string.
@@ -295,7 +295,7 @@ func (in attributes) apply(ctx context.Context, tx *gorm.DB, k kindInfo, d *Devi
 		if in.Mode != nil {
 			mode := strings.ToUpper(strings.TrimSpace(*in.Mode))
 			valid := false
-			for _, m := range Modes {
+			for _, m := range modes {
 				valid = valid || m == mode
 			}
 			if !valid {
@@ -368,8 +368,9 @@ func boolish(raw json.RawMessage) (*bool, bool) {
 	return nil, false
 }
 
-// write runs fn in a write transaction and publishes the change once committed.
-func (m *Module) write(ctx context.Context, topic string, k kindInfo, fn func(tx *gorm.DB) (string, error)) error {
+// write runs fn in a write transaction; once committed, it logs the change with its author
+// (these calls write no audit entry, as Leosac's) and publishes it.
+func (m *Module) write(ctx context.Context, call *core.Call, topic string, k kindInfo, fn func(tx *gorm.DB) (string, error)) error {
 	var id string
 	err := m.db.Write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
@@ -383,6 +384,8 @@ func (m *Module) write(ctx context.Context, topic string, k kindInfo, fn func(tx
 		}
 		return resource.DBError(err)
 	}
+	m.log.Info().Str("topic", topic).Str("type", k.jsonType).Str("device_id", id).Str("by", call.Caller.Username).
+		Msg("hardware device changed")
 	m.bus.Publish(core.Event{Topic: topic, Source: ModuleID, Data: map[string]string{"id": id, "type": k.jsonType}})
 	return nil
 }
@@ -400,8 +403,8 @@ func (m *Module) create(k kindInfo) core.Handler {
 		}
 		now := time.Now().UTC()
 		d := Device{ID: uuid.NewString(), Kind: k.kind, Enabled: true, InterruptMode: interruptNone,
-			BlinkDuration: defaultBlinkMs, BlinkSpeed: defaultBlinkRate, Mode: Modes[0], Version: 1, CreatedAt: now, UpdatedAt: now}
-		err := m.write(ctx, "hardware.created", k, func(tx *gorm.DB) (string, error) {
+			BlinkDuration: defaultBlinkMs, BlinkSpeed: defaultBlinkRate, Mode: modes[0], Version: 1, CreatedAt: now, UpdatedAt: now}
+		err := m.write(ctx, call, "hardware.created", k, func(tx *gorm.DB) (string, error) {
 			if err := req.Attributes.apply(ctx, tx, k, &d); err != nil {
 				return "", err
 			}
@@ -430,7 +433,7 @@ func (m *Module) update(k kindInfo) core.Handler {
 			return nil, err
 		}
 		var d Device
-		err = m.write(ctx, "hardware.updated", k, func(tx *gorm.DB) (string, error) {
+		err = m.write(ctx, call, "hardware.updated", k, func(tx *gorm.DB) (string, error) {
 			var err error
 			if d, err = load(ctx, tx, k.kind, id); errors.Is(err, ErrNotFound) {
 				return "", notFound(k, id)
@@ -460,7 +463,7 @@ func (m *Module) remove(k kindInfo) core.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return nil, m.write(ctx, "hardware.deleted", k, func(tx *gorm.DB) (string, error) {
+		return nil, m.write(ctx, call, "hardware.deleted", k, func(tx *gorm.DB) (string, error) {
 			res := tx.Where("id = ? AND kind = ?", id, k.kind).Delete(&Device{})
 			if res.Error != nil {
 				return "", res.Error
