@@ -134,7 +134,10 @@ func TestGUIWiegandReaderReadsAndGivesFeedback(t *testing.T) {
 	train = append(train, wiegand.PulseTrain(other, time.Now().Add(500*time.Millisecond), 2*time.Millisecond)...)
 	wiring := make(chan wiegandreader.ReaderConfig, 4)
 	m.SetSource(func(_ int64, cfg wiegandreader.ReaderConfig) wiegand.Source {
-		wiring <- cfg
+		select {
+		case wiring <- cfg:
+		default:
+		}
 		return &wiegand.PulseSource{Edges: train}
 	})
 	var mu sync.Mutex
@@ -235,13 +238,19 @@ func TestGUIWiegandReaderInAnUndecodedMode(t *testing.T) {
 	m := mod.(*wiegandreader.Module)
 	started := make(chan struct{}, 1)
 	m.SetSource(func(int64, wiegandreader.ReaderConfig) wiegand.Source {
-		started <- struct{}{}
+		select {
+		case started <- struct{}{}:
+		default:
+		}
 		return &wiegand.PulseSource{}
 	})
 	opened := make(chan *wiegandreader.Recorder, 1)
 	m.SetOutput(func(hardware.Line) (wiegandreader.Output, error) {
 		r := &wiegandreader.Recorder{}
-		opened <- r
+		select {
+		case opened <- r:
+		default:
+		}
 		return r, nil
 	})
 	admin := wstest.Dial(t, srv.WSURL)
