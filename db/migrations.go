@@ -258,6 +258,40 @@ func migrations() []*gormigrate.Migration {
 			`CREATE INDEX login_devices_user ON login_devices(user_id)`,
 		)},
 		{ID: "0006_bounds_email", Migrate: uniqueEmails},
+		{ID: "0010_hardware", Migrate: sqlSteps(
+			// Hardware devices configured from Leosac's web GUI (modules/hardware): GPIO lines
+			// of a Linux GPIO chip, LEDs and buzzers on a GPIO line, Wiegand readers on two GPIO
+			// lines with an optional green LED and buzzer. One table, as Leosac's
+			// HARDWARE_Device: ids are UUID strings and names are unique among all devices.
+			// Columns that do not apply to a kind keep their defaults. A device that another
+			// references may be deleted: the reference becomes NULL.
+			`CREATE TABLE hardware_devices (
+				id             TEXT PRIMARY KEY,
+				kind           TEXT NOT NULL CHECK (kind IN ('gpio', 'led', 'buzzer', 'wiegand-reader')),
+				name           TEXT NOT NULL UNIQUE,
+				name_fold      TEXT NOT NULL,
+				enabled        INTEGER NOT NULL DEFAULT 1,
+				chip           TEXT NOT NULL DEFAULT '',
+				line_offset    INTEGER NOT NULL DEFAULT 0 CHECK (line_offset >= 0),
+				direction      INTEGER NOT NULL DEFAULT 0 CHECK (direction IN (0, 1)),
+				active_low     INTEGER NOT NULL DEFAULT 0,
+				default_value  INTEGER NOT NULL DEFAULT 0,
+				interrupt_mode TEXT NOT NULL DEFAULT 'none',
+				gpio_id        TEXT REFERENCES hardware_devices(id) ON DELETE SET NULL,
+				blink_duration INTEGER NOT NULL DEFAULT 3000,
+				blink_speed    INTEGER NOT NULL DEFAULT 1000,
+				mode           TEXT NOT NULL DEFAULT 'SIMPLE_WIEGAND',
+				gpio_high_id   TEXT REFERENCES hardware_devices(id) ON DELETE SET NULL,
+				gpio_low_id    TEXT REFERENCES hardware_devices(id) ON DELETE SET NULL,
+				green_led_id   TEXT REFERENCES hardware_devices(id) ON DELETE SET NULL,
+				buzzer_id      TEXT REFERENCES hardware_devices(id) ON DELETE SET NULL,
+				version        INTEGER NOT NULL DEFAULT 1,
+				created_at     DATETIME NOT NULL,
+				updated_at     DATETIME NOT NULL
+			)`,
+			`CREATE INDEX hardware_devices_kind ON hardware_devices(kind, id)`,
+			`CREATE INDEX hardware_devices_name_fold ON hardware_devices(name_fold)`,
+		)},
 	}
 }
 

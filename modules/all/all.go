@@ -12,6 +12,7 @@ import (
 	"gatehouse/modules/doorman"
 	"gatehouse/modules/engine"
 	"gatehouse/modules/eventlog"
+	"gatehouse/modules/hardware"
 	"gatehouse/modules/portal"
 	"gatehouse/modules/simulator"
 	"gatehouse/modules/site"
@@ -39,6 +40,7 @@ func Infos() []core.ModuleInfo {
 		doorman.Info(),
 		simulator.Info(),
 		demo.Info(),
+		hardware.Info(),
 		wiegandreader.Info(),
 		webhook.Info(),
 		smtp.Info(),

@@ -3,6 +3,7 @@ package all_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"gatehouse/core/coretest"
+	"gatehouse/modules/hardware"
 	"gatehouse/modules/wsapi/wstest"
 )
 
@@ -203,6 +205,31 @@ func TestLeosacClientsSeeOnlyLeosacTypes(t *testing.T) {
 		return nil
 	})
 
+	// The hardware pages' devices, created as the GUI creates them (lib/libgpiod,
+	// lib/led-buzzer and lib/wiegand-reader adapters).
+	hwID := func(typ string, attrs map[string]any) string {
+		t.Helper()
+		var v struct {
+			Data struct{ ID string } `json:"data"`
+		}
+		if err := json.Unmarshal(ok(t, gui.Call(typ, map[string]any{"attributes": attrs})), &v); err != nil || v.Data.ID == "" {
+			t.Fatalf("%s: no id", typ)
+		}
+		return v.Data.ID
+	}
+	gpioIn := hwID("libgpiod.gpio.create", map[string]any{"name": "reader_d1", "direction": 0, "device": "gpiochip0", "offset": 15})
+	gpioIn0 := hwID("libgpiod.gpio.create", map[string]any{"name": "reader_d0", "direction": 0, "device": "gpiochip0", "offset": 14})
+	gpioOut := hwID("libgpiod.gpio.create", map[string]any{"name": "reader_led", "direction": 1, "device": "gpiochip0", "offset": 3})
+	led := hwID("led.create", map[string]any{"name": "reader_green", "default-blink-duration": 3000, "default-blink-speed": 1000, "gpio_id": gpioOut})
+	buzzer := hwID("buzzer.create", map[string]any{"name": "reader_buzzer", "default-blink-duration": 3000, "default-blink-speed": 1000, "gpio_id": gpioOut})
+	hwReader := hwID("wiegand-reader.create", map[string]any{"name": "wiegand_front", "mode": "SIMPLE_WIEGAND",
+		"gpio_high_id": gpioIn, "gpio_low_id": gpioIn0, "buzzer_id": buzzer, "green_led_id": led})
+	for _, typ := range hardware.Types() {
+		if !slices.Contains(leosacModels, typ) {
+			t.Errorf("hardware type %q unknown to Leosac's GUI", typ)
+		}
+	}
+
 	// Every read the GUI makes, as a Leosac client: only the GUI's types.
 	guiTypes := []string{"Leosac::Audit::UserEvent", "Leosac::Audit::WSAPICall", "Leosac::Audit::DoorEvent",
 		"Leosac::Audit::ScheduleEvent", "Leosac::Audit::CredentialEvent", "Leosac::Audit::GroupEvent",
@@ -233,6 +260,14 @@ func TestLeosacClientsSeeOnlyLeosacTypes(t *testing.T) {
 		{"search.user_username", map[string]any{"partial_name": "b"}},
 		{"search.credential_alias", map[string]any{"partial_name": "b"}},
 		{"search.hardware_name", map[string]any{"partial_name": "reader"}},
+		{"libgpiod.gpio.read", map[string]any{"gpio_id": 0}},
+		{"libgpiod.gpio.read", map[string]any{"gpio_id": gpioIn}},
+		{"led.read", map[string]any{"led_id": 0}},
+		{"led.read", map[string]any{"led_id": led}},
+		{"buzzer.read", map[string]any{"buzzer_id": 0}},
+		{"buzzer.read", map[string]any{"buzzer_id": buzzer}},
+		{"wiegand-reader.read", map[string]any{"reader_id": 0}},
+		{"wiegand-reader.read", map[string]any{"reader_id": hwReader}},
 	}
 	for _, c := range calls {
 		content := ok(t, gui.Call(c.typ, c.content))
@@ -308,13 +343,22 @@ func TestLeosacClientsSeeOnlyLeosacTypes(t *testing.T) {
 		t.Errorf("AuthEvent for a Leosac client: %+v %v", none, err)
 	}
 
-	// search.hardware_name: the access points, in Leosac's shape, for administrators only.
+	// search.hardware_name: the access points, then the hardware pages' devices, in Leosac's
+	// shape, for administrators only.
 	var hw []map[string]any
 	if err := json.Unmarshal(ok(t, gui.Call("search.hardware_name", map[string]any{"partial_name": "reader"})), &hw); err != nil {
 		t.Fatal(err)
 	}
-	if len(hw) != 1 || hw[0]["id"] != float64(ap) || hw[0]["name"] != "Reader Front" || hw[0]["device-class"] != float64(2) || hw[0]["type"] != "access-point" {
+	if len(hw) == 0 || hw[0]["id"] != float64(ap) || hw[0]["name"] != "Reader Front" || hw[0]["device-class"] != float64(2) || hw[0]["type"] != "access-point" {
 		t.Errorf("search.hardware_name: %v", hw)
+	}
+	devices := map[string]string{}
+	for _, h := range hw[min(1, len(hw)):] {
+		devices[fmt.Sprint(h["id"])] = fmt.Sprintf("%v %v %v", h["name"], h["type"], h["device-class"])
+	}
+	if want := map[string]string{gpioIn: "reader_d1 libgpiod-gpio 1", gpioIn0: "reader_d0 libgpiod-gpio 1",
+		gpioOut: "reader_led libgpiod-gpio 1", led: "reader_green led 3", buzzer: "reader_buzzer buzzer 4"}; !reflect.DeepEqual(devices, want) {
+		t.Errorf("search.hardware_name devices: %v, want %v", devices, want)
 	}
 
 	// Opted in, the same connection sees gatehouse's types again.

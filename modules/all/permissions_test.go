@@ -191,6 +191,32 @@ func table() []row {
 		{typ: "module.smtp.getconfig", need: admin, content: c(map[string]any{})},
 		{typ: "module.smtp.setconfig", need: admin, content: c(map[string]any{"servers": []any{}})},
 		{typ: "module.smtp.sendmail", need: admin, content: c(map[string]any{"to": []string{"a@example.com"}, "subject": "s", "body": "b"})},
+		// Hardware devices (Leosac's HARDWARE_* rights: administrators only); the update and
+		// delete name a device that does not exist (ENTITY_NOT_FOUND when allowed).
+		{typ: "libgpiod.gpio.read", need: admin, content: c(map[string]any{"gpio_id": 0})},
+		{typ: "libgpiod.gpio.create", need: admin, content: func(_ fixtures, r core.Rank) any {
+			return map[string]any{"attributes": map[string]any{"name": fmt.Sprintf("libgpiod.gpio-%d", r)}}
+		}},
+		{typ: "libgpiod.gpio.update", need: admin, content: c(map[string]any{"gpio_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f", "attributes": map[string]any{}})},
+		{typ: "libgpiod.gpio.delete", need: admin, content: c(map[string]any{"gpio_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f"})},
+		{typ: "led.read", need: admin, content: c(map[string]any{"led_id": 0})},
+		{typ: "led.create", need: admin, content: func(_ fixtures, r core.Rank) any {
+			return map[string]any{"attributes": map[string]any{"name": fmt.Sprintf("led-%d", r)}}
+		}},
+		{typ: "led.update", need: admin, content: c(map[string]any{"led_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f", "attributes": map[string]any{}})},
+		{typ: "led.delete", need: admin, content: c(map[string]any{"led_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f"})},
+		{typ: "buzzer.read", need: admin, content: c(map[string]any{"buzzer_id": 0})},
+		{typ: "buzzer.create", need: admin, content: func(_ fixtures, r core.Rank) any {
+			return map[string]any{"attributes": map[string]any{"name": fmt.Sprintf("buzzer-%d", r)}}
+		}},
+		{typ: "buzzer.update", need: admin, content: c(map[string]any{"buzzer_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f", "attributes": map[string]any{}})},
+		{typ: "buzzer.delete", need: admin, content: c(map[string]any{"buzzer_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f"})},
+		{typ: "wiegand-reader.read", need: admin, content: c(map[string]any{"reader_id": 0})},
+		{typ: "wiegand-reader.create", need: admin, content: func(_ fixtures, r core.Rank) any {
+			return map[string]any{"attributes": map[string]any{"name": fmt.Sprintf("wiegand-reader-%d", r)}}
+		}},
+		{typ: "wiegand-reader.update", need: admin, content: c(map[string]any{"reader_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f", "attributes": map[string]any{}})},
+		{typ: "wiegand-reader.delete", need: admin, content: c(map[string]any{"reader_id": "6f1d1f9e-3c55-4b8e-9d47-1c2b3a4d5e6f"})},
 		{typ: "door.delete", need: manager, content: func(f fixtures, _ core.Rank) any { return map[string]any{"door_id": f.door} }},
 		{typ: "access_point.delete", need: manager, content: func(f fixtures, _ core.Rank) any { return map[string]any{"access_point_id": f.accessPoint} }},
 	}

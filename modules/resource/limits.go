@@ -25,6 +25,8 @@ var Limits = map[string]Limit{
 	"alias":       {Max: 50},
 	"description": {Max: 1000},
 	"config":      {Max: 16 << 10, Bytes: true},
+	"name":        {Max: 64},               // hardware devices (groups and schedules: ValidateName)
+	"device":      {Max: 128, Bytes: true}, // a hardware GPIO's chip
 }
 
 // Limit is the largest length of a stored string.

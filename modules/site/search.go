@@ -6,6 +6,7 @@ import (
 	"gorm.io/gorm"
 
 	"gatehouse/core"
+	"gatehouse/modules/hardware"
 	"gatehouse/modules/resource"
 )
 
@@ -122,9 +123,10 @@ type hardwareItem struct {
 }
 
 // searchHardwareName finds hardware devices by name (administrators only, as Leosac's
-// HARDWARE_SEARCH). gatehouse's devices are its access points (the readers and the controllers
-// behind doors); each is {"id", "name" (its alias), "device-class": 2 (reader), "type":
-// "access-point"}. Doors are found by search.door_alias.
+// HARDWARE_SEARCH): first the access points (the readers and the controllers behind doors),
+// each {"id", "name" (its alias), "device-class": 2 (reader), "type": "access-point"}, then the
+// devices of Leosac's hardware pages (modules/hardware), each {"id": "<uuid>", "name",
+// "device-class", "type"} with its JSON:API type. Doors are found by search.door_alias.
 func (m *Module) searchHardwareName(ctx context.Context, call *core.Call) (any, error) {
 	pattern, err := decodeSearch(call)
 	if err != nil {
@@ -133,7 +135,27 @@ func (m *Module) searchHardwareName(ctx context.Context, call *core.Call) (any, 
 	if err := resource.RequireAdmin(call.Caller); err != nil {
 		return nil, err
 	}
-	out, err := searchRows[hardwareItem](m.db.Read.WithContext(ctx).Table("access_points").
-		Select("id, alias AS name, ? AS device_class, 'access-point' AS type", DeviceClassReader).Where("alias_fold LIKE ?", pattern))
+	var out []any
+	err = m.readTx(ctx, func(tx *gorm.DB) error {
+		aps, err := searchRows[hardwareItem](tx.Table("access_points").
+			Select("id, alias AS name, ? AS device_class, 'access-point' AS type", DeviceClassReader).Where("alias_fold LIKE ?", pattern))
+		if err != nil {
+			return err
+		}
+		var devices []hardware.SearchHit
+		if rest := searchLimit - len(aps); rest > 0 {
+			if devices, err = hardware.Search(ctx, tx, pattern, rest); err != nil {
+				return resource.DBError(err)
+			}
+		}
+		out = make([]any, 0, len(aps)+len(devices))
+		for _, a := range aps {
+			out = append(out, a)
+		}
+		for _, d := range devices {
+			out = append(out, d)
+		}
+		return nil
+	})
 	return out, err
 }
