@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,14 @@ func (c *Context) ModuleIDs() []string { return c.app.ModuleIDs() }
 // Started returns when the App was created (for uptime).
 func (c *Context) Started() time.Time { return c.app.started }
 
+// Secrets returns the sealer of the data directory's secret key (SecretKeyFile), loading or
+// creating the key on first use.
+func (c *Context) Secrets() (*Secrets, error) {
+	a := c.app
+	a.secretsOnce.Do(func() { a.secrets, a.secretsErr = LoadSecrets(a.cfg.Data) })
+	return a.secrets, a.secretsErr
+}
+
 // Restart asks the process to restart its modules in-process (Leosac's restart); it is a
 // no-op when the process was not started with restart support.
 func (c *Context) Restart() {
@@ -125,6 +134,10 @@ type App struct {
 	mods         []*loadedModule
 	started      time.Time
 	healthy      atomic.Bool
+
+	secretsOnce sync.Once
+	secrets     *Secrets
+	secretsErr  error
 }
 
 // NewApp decodes, provisions and validates the configured modules in configuration order. If

@@ -19,5 +19,5 @@ const (
 // DataFiles returns the paths, relative to the data directory and slash-separated, of the
 // files besides the database that a restore needs. Those that do not exist are skipped.
 func DataFiles() []string {
-	return []string{PINKeyFile, InitialPasswordFile, SelfSignedCertFile, SelfSignedKeyFile}
+	return []string{PINKeyFile, SecretKeyFile, InitialPasswordFile, SelfSignedCertFile, SelfSignedKeyFile}
 }

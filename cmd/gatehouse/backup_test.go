@@ -201,7 +201,7 @@ func TestBackupRestoreKeepsEveryDecision(t *testing.T) {
 	if code, out, errOut := runCmd([]string{"restore", file, "--data", restored}, ""); code != 0 {
 		t.Fatalf("restore: exit %d: %s %s", code, out, errOut)
 	}
-	for _, name := range []string{db.FileName, core.PINKeyFile} {
+	for _, name := range []string{db.FileName, core.PINKeyFile, core.SecretKeyFile} {
 		if st, err := os.Stat(filepath.Join(restored, name)); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("restored %s: %v %v, want mode 0600", name, err, st)
 		}

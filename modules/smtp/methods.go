@@ -121,7 +121,7 @@ func (m *Module) setConfigCall(ctx context.Context, call *core.Call) (any, error
 	if rules == nil {
 		rules = []Rule{}
 	}
-	raw, err := json.Marshal(stored{Servers: servers, Rules: rules})
+	raw, err := json.Marshal(m.seal(stored{Servers: servers, Rules: rules}))
 	if err != nil {
 		return nil, fmt.Errorf("encode the SMTP configuration: %w", err)
 	}

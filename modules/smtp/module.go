@@ -76,6 +76,7 @@ type Module struct {
 
 	log     zerolog.Logger
 	db      *db.DB
+	secrets *core.Secrets // seals the passwords kept in the meta table
 	events  *eventlog.Log
 	metrics *metrics
 	wake    chan struct{}
@@ -147,10 +148,42 @@ func (m *Module) Validate() error {
 	return errors.Join(errs...)
 }
 
-// stored is the configuration setconfig keeps in the meta table.
+// stored is the configuration setconfig keeps in the meta table. Its passwords are sealed
+// with the data directory's secret key (core.Secrets), each bound to its server's URL and
+// username, so the database alone (a copy, a backup without the key) does not reveal them.
 type stored struct {
 	Servers []Server `json:"servers"`
 	Rules   []Rule   `json:"rules"`
+}
+
+func passwordLabel(s Server) string { return "smtp.password\x00" + s.URL + "\x00" + s.Username }
+
+// seal returns st with every password sealed.
+func (m *Module) seal(st stored) stored {
+	out := st
+	out.Servers = make([]Server, len(st.Servers))
+	for i, s := range st.Servers {
+		if s.Password != "" {
+			s.Password = m.secrets.Seal(s.Password, passwordLabel(s))
+		}
+		out.Servers[i] = s
+	}
+	return out
+}
+
+// unseal opens the passwords of a stored configuration in place.
+func (m *Module) unseal(st *stored) error {
+	for i, s := range st.Servers {
+		if s.Password == "" {
+			continue
+		}
+		pw, err := m.secrets.Open(s.Password, passwordLabel(s))
+		if err != nil {
+			return fmt.Errorf("server %d: password: %w", i, err)
+		}
+		st.Servers[i].Password = pw
+	}
+	return nil
 }
 
 // Provision wires the module to the event log and the database, reads the configuration
@@ -161,6 +194,9 @@ func (m *Module) Provision(ctx *core.Context) error {
 		return err
 	}
 	m.log, m.db = ctx.Logger, ctx.DB()
+	if m.secrets, err = ctx.Secrets(); err != nil {
+		return err
+	}
 	if m.metrics, err = newMetrics(ctx.Metrics()); err != nil {
 		return err
 	}
@@ -178,7 +214,7 @@ func (m *Module) Provision(ctx *core.Context) error {
 	}
 	if raw != "" {
 		var st stored
-		if err := json.Unmarshal([]byte(raw), &st); err != nil || len(check(st.Servers, st.Rules)) > 0 {
+		if err := json.Unmarshal([]byte(raw), &st); err != nil || m.unseal(&st) != nil || len(check(st.Servers, st.Rules)) > 0 {
 			m.log.Error().Msg("the SMTP configuration stored by module.smtp.setconfig is unreadable; using the config section")
 		} else {
 			servers, rules = st.Servers, st.Rules

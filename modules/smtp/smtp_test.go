@@ -364,6 +364,24 @@ func TestConfigCalls(t *testing.T) {
 			t.Errorf("the audit entry holds the password: %+v", a)
 		}
 	}
+	// The stored configuration holds the password sealed (core.Secrets), never in clear, and a
+	// restarted server opens it: the stored sender is used and the server's AUTH succeeds.
+	var storedCfg string
+	if err := srv.DB().Read.Raw(`SELECT value FROM meta WHERE key = 'smtp.config'`).Scan(&storedCfg).Error; err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(storedCfg, smtpPass) || !strings.Contains(storedCfg, `"password":"gs1:`) {
+		t.Errorf("stored configuration does not hold the password sealed: %s", storedCfg)
+	}
+	srv = srv.Restart()
+	admin = wstest.Dial(t, srv.WSURL)
+	admin.Login("admin", coretest.AdminPassword)
+	if r := sendmail(); r.StatusCode != 0 {
+		t.Fatalf("sendmail after a restart: %d %s", r.StatusCode, r.StatusString)
+	}
+	if m := ms.Messages(); m[len(m)-1].From != "alarms@example.com" {
+		t.Errorf("from after a restart: %q, want the stored configuration's", m[len(m)-1].From)
+	}
 	// A changed username with "***" does not get the stored password: AUTH fails.
 	cfg[0]["username"] = "someone-else"
 	ok(t, admin.Call("module.smtp.setconfig", map[string]any{"servers": cfg}))
