@@ -333,13 +333,14 @@ func methodLevel(typ string, access core.Access, rank core.Rank) string {
 	case core.Public:
 		return level
 	}
-	switch typ {
-	case "events.subscribe", "events.unsubscribe":
-		return ""
-	case "reader.simulate", "door.simulate", "user.delete", "restart", "search.hardware_name":
+	if adminOnly(typ) {
 		if rank == core.RankAdministrator {
 			return level
 		}
+		return ""
+	}
+	switch typ {
+	case "events.subscribe", "events.unsubscribe":
 		return ""
 	case "logout", "password_change", "token.revoke", "cert.register", "cert.revoke":
 		return level
@@ -356,6 +357,22 @@ func methodLevel(typ string, access core.Access, rank core.Rank) string {
 		return level
 	}
 	return ""
+}
+
+// adminOnly reports whether a method type is for administrators only: the simulators, user
+// deletion, restart, and the hardware and SMTP modules' calls (Leosac's HARDWARE_* and SMTP
+// rights).
+func adminOnly(typ string) bool {
+	switch typ {
+	case "reader.simulate", "door.simulate", "user.delete", "restart", "search.hardware_name":
+		return true
+	}
+	for _, prefix := range []string{"libgpiod.gpio.", "led.", "buzzer.", "wiegand-reader.", "module.smtp."} {
+		if strings.HasPrefix(typ, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // readOnly reports whether a method type only reads, by its name (Leosac's verbs).
