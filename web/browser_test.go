@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -172,36 +173,45 @@ type tab struct {
 	console []chromedp.ConsoleMessage
 }
 
-// newBrowser starts Chromium headless with a temporary profile; it ends with the test.
+// newBrowser starts Chromium headless with a temporary profile; it ends with the test. A
+// Chromium that exits while starting (seen once in many runs on a loaded machine) is started
+// again, up to three times, each with a fresh profile; the test fails if none starts.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("password-store", "basic"),
+	path := chromium(t)
+	var errs []error
+	for range 3 {
+		opts := []chromedp.ExecAllocatorOption{
+			chromedp.ExecPath(path),
+			chromedp.Headless,
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.UserDataDir(t.TempDir()),
+			chromedp.WindowSize(1280, 900),
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-extensions", true),
+			chromedp.Flag("disable-default-apps", true),
+			chromedp.Flag("password-store", "basic"),
+		}
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		bctx, cancel := chromedp.NewContext(actx)
+		if err := chromedp.Do(bctx); err != nil {
+			cancel()
+			cancelAlloc()
+			errs = append(errs, err)
+			continue
+		}
+		t.Cleanup(func() { cancel(); cancelAlloc() })
+		return bctx
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancel := chromedp.NewContext(actx)
-	if err := chromedp.Do(bctx); err != nil {
-		cancel()
-		cancelAlloc()
-		t.Fatalf("start chromium: %v (install chromium: apt-get install -y chromium)", err)
-	}
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return bctx
+	t.Fatalf("start chromium: %v (install chromium: apt-get install -y chromium)", errors.Join(errs...))
+	return nil
 }
 
 // newTab opens a tab of the browser and records its console. The first tab of a browser
