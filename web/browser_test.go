@@ -303,9 +303,23 @@ func (b *tab) wait(what, expr string) {
 	}
 }
 
+// click clicks the element sel names. A live page may re-render it between the query and the
+// click ("Could not find node with given id"): the click is then tried again on the new node,
+// up to five times.
 func (b *tab) click(sel string) {
 	b.t.Helper()
-	b.do(chromedp.Click(chromedp.CSS(sel)))
+	var err error
+	for range 5 {
+		ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+		err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)))
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "Could not find node") {
+			break
+		}
+	}
+	if err != nil {
+		b.fatalf("browser: click %s: %v", sel, err)
+	}
 }
 
 // eval evaluates a JavaScript expression and decodes its JSON value into T.
